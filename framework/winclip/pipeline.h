@@ -4,6 +4,7 @@
 // Nothing here includes LibTorch, so the engine compiles fast.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +74,9 @@ public:
     Pipeline(Pipeline&&) noexcept;
 
     const Settings& settings() const;
+    // True when the backbone says so or its weights are the bundled demo
+    // checkpoint's (recognised by their hash): its scores are meaningless.
+    bool random_weights() const;
     int grid_size() const;   // g
     int image_size() const;  // S
 
@@ -92,6 +96,11 @@ public:
 
     // The prompts and [2, D] text prototypes (row 0 normal, row 1 anomalous).
     FloatArray text_prototypes(const std::string& class_name);
+
+    // Forward passes run by this process so far (all Pipelines together), so a
+    // warm-cache run can prove it ran none.
+    static int64_t image_forward_passes();
+    static int64_t text_forward_passes();
 
     // WinCLIP (no references) or WinCLIP+ (references given).
     ScoreResult score(const FloatArray& prototypes, const std::vector<ImageEmbeddings>& tests,

@@ -1,5 +1,6 @@
 #include "winclip/prompts.h"
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -7,8 +8,6 @@
 #include <fstream>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -70,8 +69,8 @@ std::vector<std::string> read_patterns(const YAML::Node& node, const std::string
         std::string s = node[i].as<std::string>();
         if (count_placeholders(s) != 1) {
             throw ConfigError(fmt::format(
-                "prompt set key '{}[{}]' must contain exactly one \"{{}}\", got \"{}\" ({})", key, i,
-                s, source));
+                "prompt set key '{}[{}]' must contain exactly one \"{{}}\", got \"{}\" ({})", key,
+                i, s, source));
         }
         out.push_back(std::move(s));
     }
@@ -184,12 +183,12 @@ PromptSet parse_prompt_set(const std::string& yaml_text, const std::string& sour
                 reject_unknown_keys(entry.second, {"normal", "anomalous"}, where, source);
                 ClassStates cs;
                 if (entry.second["normal"]) {
-                    cs.normal = read_patterns(entry.second["normal"], where + ".normal", source,
-                                              true);
+                    cs.normal =
+                        read_patterns(entry.second["normal"], where + ".normal", source, true);
                 }
                 if (entry.second["anomalous"]) {
-                    cs.anomalous = read_patterns(entry.second["anomalous"],
-                                                 where + ".anomalous", source, true);
+                    cs.anomalous = read_patterns(entry.second["anomalous"], where + ".anomalous",
+                                                 source, true);
                 }
                 set.class_states[cls] = std::move(cs);
             }

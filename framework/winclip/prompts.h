@@ -17,11 +17,11 @@ struct ClassStates {
 
 // One prompt set as read from YAML. Every state and template holds exactly one "{}".
 struct PromptSet {
-    std::string name;                            // the file's stem, e.g. "paper"
-    std::string source;                          // path it was read from (for messages)
-    std::vector<std::string> normal_states;      // e.g. "flawless {}"
-    std::vector<std::string> anomalous_states;   // e.g. "{} with defect"
-    std::vector<std::string> templates;          // e.g. "a photo of a {}."; duplicates kept
+    std::string name;                                 // the file's stem, e.g. "paper"
+    std::string source;                               // path it was read from (for messages)
+    std::vector<std::string> normal_states;           // e.g. "flawless {}"
+    std::vector<std::string> anomalous_states;        // e.g. "{} with defect"
+    std::vector<std::string> templates;               // e.g. "a photo of a {}."; duplicates kept
     std::map<std::string, std::string> class_names;   // class id -> object words
     std::map<std::string, ClassStates> class_states;  // class id -> extra states
 };

@@ -1,9 +1,9 @@
 // Presets and the written form of the method's switches (pipeline.h).
 #include "winclip/settings.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
+
+#include <cmath>
 
 #include "core/error.h"
 
@@ -94,8 +94,8 @@ std::string Settings::switch_suffix() const {
 
 void validate_settings(const Settings& s, const std::string& where) {
     if (!(s.temperature > 0.0) || !std::isfinite(s.temperature)) {
-        throw ConfigError(
-            fmt::format("temperature must be a finite number > 0, got {} ({})", s.temperature, where));
+        throw ConfigError(fmt::format("temperature must be a finite number > 0, got {} ({})",
+                                      s.temperature, where));
     }
     if (!(s.harmonic_eps >= 0.0) || !std::isfinite(s.harmonic_eps)) {
         throw ConfigError(fmt::format("harmonic_eps must be a finite number >= 0, got {} ({})",
@@ -119,8 +119,8 @@ void validate_settings(const Settings& s, const std::string& where) {
 bool parse_prompt_average(const std::string& value, const std::string& where) {
     if (value == "raw") return false;
     if (value == "normalized") return true;
-    throw ConfigError(fmt::format(
-        "prompt average must be 'raw' or 'normalized', got '{}' ({})", value, where));
+    throw ConfigError(
+        fmt::format("prompt average must be 'raw' or 'normalized', got '{}' ({})", value, where));
 }
 
 std::string prompt_average_name(bool normalize_prompts) {

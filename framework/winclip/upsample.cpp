@@ -1,10 +1,10 @@
 // Bilinear upsampling of grid maps to the model input and to the original
 // image (pipeline.h). Plain loops: the maps are small and this keeps the
 // function usable without LibTorch.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 #include "winclip/pipeline.h"
@@ -94,8 +94,7 @@ FloatArray upsample_to_native(const FloatArray& grid_map, const ImageGeometry& g
     const double cw = (geo.crop_x1 - geo.crop_x0) / static_cast<double>(grid_map.shape[1]);
     const double ch = (geo.crop_y1 - geo.crop_y0) / static_cast<double>(grid_map.shape[0]);
     return resample(
-        grid_map, geo.height, geo.width,
-        [&](int y) { return (y + 0.5 - geo.crop_y0) / ch - 0.5; },
+        grid_map, geo.height, geo.width, [&](int y) { return (y + 0.5 - geo.crop_y0) / ch - 0.5; },
         [&](int x) { return (x + 0.5 - geo.crop_x0) / cw - 0.5; });
 }
 
