@@ -100,7 +100,7 @@ TEST(CellIds, JoinFieldsInDesignOrder) {
     EXPECT_EQ(make_cell_id("visa", "pcb1", "b", "p", "winclip", 0, 0, "t0.07+raw"),
               "visa/pcb1/b/p/winclip/k0/seed0/t0.07+raw");
     const std::string stem = cell_file_stem("mvtec/bottle/b/p/winclip/k0/seed0");
-    EXPECT_EQ(stem.substr(0, 33), "mvtec__bottle__b__p__winclip__k0__");
+    EXPECT_EQ(stem.substr(0, 34), "mvtec__bottle__b__p__winclip__k0__");
     EXPECT_EQ(stem.find('/'), std::string::npos);
     EXPECT_NE(cell_file_stem("a/b"), cell_file_stem("a__b"));
 }
