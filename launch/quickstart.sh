@@ -10,6 +10,6 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 launch/setup.sh
-launch/mpirun.sh -np "${WINCLIP_RANKS:-2}" build/apps/winclip/winclip run experiments/quickstart.yaml "$@"
+launch/mpirun.sh "${WINCLIP_RANKS:-2}" build/apps/winclip/winclip run experiments/quickstart.yaml "$@"
 echo
 cat results/quickstart/table.md

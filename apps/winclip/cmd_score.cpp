@@ -217,19 +217,24 @@ const Registration kScore{
         app.add_option("--references", opts->references,
                        "list file of normal reference images (enables WinCLIP+)");
         app.add_option("--prompt-set", opts->prompt_set,
-                       "shipped prompt-set name or YAML path (default: the preset's)");
+                       "shipped prompt-set name or YAML path")
+            ->default_str("from --preset");
         app.add_option("--preset", opts->preset, "paper | anomalib-compat");
         app.add_flag("--dump-embeddings", opts->dump_embeddings,
                      "also write image, patch and window embeddings");
         app.add_option("--out", opts->out, "HDF5 file to write")->required();
         app.add_option("--temperature", opts->temperature,
-                       "softmax temperature (default: the preset's; paper 0.01)");
+                       "softmax temperature (paper preset: 0.01)")
+            ->default_str("from --preset");
         app.add_option("--prompt-average", opts->prompt_average,
-                       "raw | normalized (default: the preset's; paper normalized)");
+                       "raw | normalized (paper preset: normalized)")
+            ->default_str("from --preset");
         app.add_option("--image-scale-in-fusion", opts->image_scale_in_fusion,
-                       "on | off (default: the preset's; paper on)");
+                       "on | off (paper preset: on)")
+            ->default_str("from --preset");
         app.add_option("--harmonic-eps", opts->harmonic_eps,
-                       "epsilon inside harmonic means (default: the preset's; paper 0)");
+                       "epsilon inside harmonic means (paper preset: 0)")
+            ->default_str("from --preset");
         CLI::App* self = &app;
         return [opts, self]() -> int { return run_score(*opts, *self); };
     }};

@@ -41,10 +41,10 @@ void publish_file(const std::string& path, const std::function<void(const std::s
     fs::create_directories(folder, ec);
     if (ec) throw IoError("cannot create folder " + folder.string() + ": " + ec.message());
     // pid + counter keep concurrent writers (ranks, threads) apart.
-    const std::string temp = (folder / (".tmp-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(g_counter++) + "-" +
-                                        final_path.filename().string()))
-                                 .string();
+    const std::string temp =
+        (folder / (".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++) + "-" +
+                   final_path.filename().string()))
+            .string();
     try {
         write(temp);
         fsync_path(temp, false);

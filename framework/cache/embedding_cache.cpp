@@ -28,8 +28,12 @@ std::string unit_checksum(const StoredImage& u) {
     add(u.embeddings.patch_tokens);
     for (const auto& w : u.embeddings.window_embeddings) add(w);
     const auto& g = u.geometry;
-    const double geometry[] = {static_cast<double>(g.width), static_cast<double>(g.height),
-                               g.crop_x0, g.crop_y0, g.crop_x1, g.crop_y1};
+    const double geometry[] = {static_cast<double>(g.width),
+                               static_cast<double>(g.height),
+                               g.crop_x0,
+                               g.crop_y0,
+                               g.crop_x1,
+                               g.crop_y1};
     h.update(geometry, sizeof geometry);
     return h.hex_digest();
 }
@@ -56,7 +60,9 @@ EmbeddingCache::EmbeddingCache(std::string folder) : folder_(std::move(folder)) 
     for (const char* sub : {"shards", "index", "text"}) {
         std::error_code ec;
         fs::create_directories(fs::path(folder_) / sub, ec);
-        if (ec) throw IoError(fmt::format("cannot create cache folder {}/{}: {}", folder_, sub, ec.message()));
+        if (ec)
+            throw IoError(
+                fmt::format("cannot create cache folder {}/{}: {}", folder_, sub, ec.message()));
     }
 }
 
@@ -76,14 +82,16 @@ ScanReport EmbeddingCache::scan(bool verify) {
         try {
             entry = nlohmann::json::parse(read_file_bytes(entry_path.string()));
         } catch (const std::exception& e) {
-            log::warn("cache", "unreadable index entry {} ({}); removing it", entry_path.string(), e.what());
+            log::warn("cache", "unreadable index entry {} ({}); removing it", entry_path.string(),
+                      e.what());
             fs::remove(entry_path);
             continue;
         }
         const std::string shard = (fs::path(folder_) / entry.value("shard", "")).string();
         indexed_shards[fs::path(shard).filename().string()] = true;
         if (!fs::is_regular_file(shard)) {
-            log::warn("cache", "index entry {} names a missing shard {}; its units will be recomputed",
+            log::warn("cache",
+                      "index entry {} names a missing shard {}; its units will be recomputed",
                       entry_path.string(), shard);
             fs::remove(entry_path);
             continue;
@@ -96,7 +104,8 @@ ScanReport EmbeddingCache::scan(bool verify) {
                 log::warn("cache",
                           "corrupt cache file {} ({}); removing it, its {} embeddings will be "
                           "recomputed",
-                          shard, size_ok ? "checksum mismatch" : "size differs from its index entry",
+                          shard,
+                          size_ok ? "checksum mismatch" : "size differs from its index entry",
                           entry.value("units", nlohmann::json::array()).size());
                 report.corrupt.push_back(shard);
                 fs::remove(shard);
@@ -160,7 +169,8 @@ std::string EmbeddingCache::write_images(const std::vector<std::string>& unit_ke
             for (size_t w = 0; w < u.embeddings.window_embeddings.size(); ++w) {
                 put("window_embeddings_" + std::to_string(w), u.embeddings.window_embeddings[w]);
             }
-            f.write_attribute(g, "window_sets", static_cast<int64_t>(u.embeddings.window_embeddings.size()));
+            f.write_attribute(g, "window_sets",
+                              static_cast<int64_t>(u.embeddings.window_embeddings.size()));
             f.write_attribute(g, "width", static_cast<int64_t>(u.geometry.width));
             f.write_attribute(g, "height", static_cast<int64_t>(u.geometry.height));
             f.write_attribute(g, "crop_x0", u.geometry.crop_x0);
@@ -197,7 +207,8 @@ StoredImage EmbeddingCache::read_image(const std::string& unit_key) const {
     u.embeddings.patch_tokens = f.read_float(g + "/patch_tokens");
     const auto sets = static_cast<int64_t>(f.read_attribute_double(g, "window_sets"));
     for (int64_t w = 0; w < sets; ++w) {
-        u.embeddings.window_embeddings.push_back(f.read_float(g + "/window_embeddings_" + std::to_string(w)));
+        u.embeddings.window_embeddings.push_back(
+            f.read_float(g + "/window_embeddings_" + std::to_string(w)));
     }
     u.geometry.width = static_cast<int>(f.read_attribute_double(g, "width"));
     u.geometry.height = static_cast<int>(f.read_attribute_double(g, "height"));
@@ -206,8 +217,8 @@ StoredImage EmbeddingCache::read_image(const std::string& unit_key) const {
     u.geometry.crop_x1 = f.read_attribute_double(g, "crop_x1");
     u.geometry.crop_y1 = f.read_attribute_double(g, "crop_y1");
     if (unit_checksum(u) != f.read_attribute_string(g, "checksum")) {
-        throw IoError("corrupt cache file " + shard + ": checksum mismatch in embedding " + unit_key +
-                      " (delete the file or rerun to recompute it)");
+        throw IoError("corrupt cache file " + shard + ": checksum mismatch in embedding " +
+                      unit_key + " (delete the file or rerun to recompute it)");
     }
     return u;
 }

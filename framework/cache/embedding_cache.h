@@ -48,7 +48,7 @@ struct ScanReport {
 void round_to_half(FloatArray& a);
 
 class EmbeddingCache {
-public:
+  public:
     // Creates the folder layout if missing.
     explicit EmbeddingCache(std::string folder);
 
@@ -81,7 +81,7 @@ public:
 
     std::string text_path(const std::string& text_key) const;
 
-private:
+  private:
     std::string folder_;
     std::map<std::string, std::string> unit_to_shard_;  // unit key -> shard path
 };

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -24,6 +26,11 @@ double bicubic(double x) {
     return 0.0;
 }
 
+// A rectangle of output pixels: [x0, x0 + w) x [y0, y0 + h).
+struct Region {
+    int x0 = 0, y0 = 0, w = 0, h = 0;
+};
+
 // The filter taps of one resampling pass: output position o reads inputs
 // first[o] .. first[o] + count[o] - 1 with weights[o * taps + i].
 struct Taps {
@@ -36,19 +43,23 @@ struct Taps {
 // out_size outputs. When shrinking, the kernel is stretched by the scale so it
 // averages over every input pixel (antialiasing); the weights of each output
 // are normalised to sum 1 before rounding to fixed point.
-Taps make_taps(int in_size, int out_size) {
+// Only outputs [out_first, out_first + out_count) are set up: each output's
+// taps depend on nothing but its own index, so a crop of a huge resize costs
+// what the crop costs.
+Taps make_taps(int in_size, int out_size, int out_first, int out_count) {
+    WINCLIP_CHECK(out_first >= 0 && out_count > 0 && out_first + int64_t{out_count} <= out_size);
     // Pillow keeps the box in float and divides in double.
     const double scale = static_cast<double>(static_cast<float>(in_size)) / out_size;
     const double filter_scale = std::max(scale, 1.0);
     const double support = 2.0 * filter_scale;
     Taps t;
     t.taps = static_cast<int>(std::ceil(support)) * 2 + 1;
-    t.first.resize(out_size);
-    t.count.resize(out_size);
-    t.weights.assign(size_t(out_size) * t.taps, 0);
+    t.first.resize(out_count);
+    t.count.resize(out_count);
+    t.weights.assign(size_t(out_count) * t.taps, 0);
     std::vector<double> w(t.taps);
-    for (int o = 0; o < out_size; ++o) {
-        const double center = (o + 0.5) * scale;
+    for (int o = 0; o < out_count; ++o) {
+        const double center = (int64_t{out_first} + o + 0.5) * scale;
         // Truncation toward zero, then clamping, exactly as Pillow rounds the window.
         const int lo = std::max(static_cast<int>(center - support + 0.5), 0);
         const int hi = std::min(static_cast<int>(center + support + 0.5), in_size);
@@ -119,29 +130,35 @@ std::vector<uint8_t> resample_vertical(const std::vector<uint8_t>& in, int width
 // Pillow's NEAREST resize (an affine scale): the source index of output x is
 // the truncation of a position that starts at scale / 2 and advances by
 // repeated addition of the scale, rounding included.
-std::vector<int> nearest_index(int in_size, int out_size) {
+// Only outputs [out_first, out_first + out_count) are returned; the position
+// is still advanced from output 0, because the repeated addition rounds.
+std::vector<int> nearest_index(int in_size, int out_size, int out_first, int out_count) {
     const double scale = static_cast<double>(static_cast<float>(in_size)) / out_size;
-    std::vector<int> index(out_size);
+    std::vector<int> index(out_count);
     double pos = scale * 0.5;
-    for (int o = 0; o < out_size; ++o) {
-        index[o] = std::clamp(pos < 0.0 ? -1 : static_cast<int>(pos), 0, in_size - 1);
+    for (int o = 0; o < out_first + out_count; ++o) {
+        if (o >= out_first) {
+            index[o - out_first] = std::clamp(pos < 0.0 ? -1 : static_cast<int>(pos), 0, in_size - 1);
+        }
         pos += scale;
     }
     return index;
 }
 
-io::DecodedImage resize_nearest(const io::DecodedImage& image, int width, int height) {
+// The region [x0, x0 + w) x [y0, y0 + h) of a width x height NEAREST resize.
+io::DecodedImage resize_nearest(const io::DecodedImage& image, int width, int height,
+                                const Region& region) {
     const int c = image.channels();
-    const std::vector<int> xs = nearest_index(image.width, width);
-    const std::vector<int> ys = nearest_index(image.height, height);
+    const std::vector<int> xs = nearest_index(image.width, width, region.x0, region.w);
+    const std::vector<int> ys = nearest_index(image.height, height, region.y0, region.h);
     io::DecodedImage out = image;
-    out.width = width;
-    out.height = height;
-    out.pixels.assign(size_t(width) * height * c, 0);
-    for (int y = 0; y < height; ++y) {
+    out.width = region.w;
+    out.height = region.h;
+    out.pixels.assign(size_t(region.w) * region.h * c, 0);
+    for (int y = 0; y < region.h; ++y) {
         const uint8_t* src = image.pixels.data() + size_t(ys[y]) * image.width * c;
-        uint8_t* dst = out.pixels.data() + size_t(y) * width * c;
-        for (int x = 0; x < width; ++x) {
+        uint8_t* dst = out.pixels.data() + size_t(y) * region.w * c;
+        for (int x = 0; x < region.w; ++x) {
             std::copy_n(src + size_t(xs[x]) * c, c, dst + size_t(x) * c);
         }
     }
@@ -185,8 +202,14 @@ io::ImageSize shorter_side_size(int width, int height, int size) {
     const int long_side = std::max(width, height);
     // Python: int(size * long / short); the product is exact, the quotient a
     // double, the conversion truncates.
-    const int new_long = static_cast<int>(static_cast<double>(int64_t{size} * long_side) /
-                                          static_cast<double>(short_side));
+    const double new_long_exact =
+        static_cast<double>(int64_t{size} * long_side) / static_cast<double>(short_side);
+    if (new_long_exact >= static_cast<double>(std::numeric_limits<int>::max())) {
+        throw IoError("image of " + std::to_string(width) + " x " + std::to_string(height) +
+                      " pixels is too elongated to resize its shorter side to " +
+                      std::to_string(size));
+    }
+    const int new_long = static_cast<int>(new_long_exact);
     return width <= height ? io::ImageSize{size, new_long} : io::ImageSize{new_long, size};
 }
 
@@ -200,61 +223,82 @@ int center_crop_offset(int length, int crop) {
     return lower % 2 == 0 ? lower : lower + 1;
 }
 
-io::DecodedImage resize_bicubic(const io::DecodedImage& image, int width, int height) {
+namespace {
+
+// The region of Pillow's width x height resize of `image`, bit for bit: every
+// output pixel of both passes depends only on its own coordinates, so
+// computing just the region gives the same values as resizing everything and
+// cropping, at the cost of the region alone. That matters for elongated
+// images: a 1 x 60000 image resized to S = 240 on its short side would be
+// 240 x 14,400,000 pixels, of which the centre crop keeps 240 x 240.
+io::DecodedImage resize_region(const io::DecodedImage& image, int width, int height,
+                               const Region& region) {
     WINCLIP_CHECK(width > 0 && height > 0 && image.width > 0 && image.height > 0);
     WINCLIP_CHECK(image.pixels.size() == size_t(image.width) * image.height * image.channels());
-    if (width == image.width && height == image.height) return image;  // Pillow copies
-    if (image.nearest_only) return resize_nearest(image, width, height);
+    WINCLIP_CHECK(region.x0 >= 0 && region.y0 >= 0 && region.w > 0 && region.h > 0 &&
+                  int64_t{region.x0} + region.w <= width &&
+                  int64_t{region.y0} + region.h <= height);
+    if (image.nearest_only && (width != image.width || height != image.height)) {
+        return resize_nearest(image, width, height, region);
+    }
 
     io::DecodedImage work = image;
     const bool alpha =
         image.mode == io::PixelMode::kRgba || image.mode == io::PixelMode::kGrayAlpha;
-    if (alpha) premultiply(work);
+    const bool resizes = width != image.width || height != image.height;
+    if (alpha && resizes) premultiply(work);
     const int c = work.channels();
 
     // Two passes as Pillow does them: horizontal first, over only the rows the
-    // vertical pass will read, each pass rounded to 8 bits.
-    const Taps vertical = make_taps(image.height, height);
-    const int row0 = vertical.first.front();
-    const int row1 = vertical.first.back() + vertical.count.back();
+    // vertical pass will read, each pass rounded to 8 bits. A pass whose size
+    // does not change is skipped (Pillow copies), which here is a plain crop.
+    int row0 = region.y0;
+    int rows = region.h;
+    Taps vertical;
+    if (height != image.height) {
+        vertical = make_taps(image.height, height, region.y0, region.h);
+        row0 = vertical.first.front();
+        rows = vertical.first.back() + vertical.count.back() - row0;
+    }
     std::vector<uint8_t> pixels;
-    int rows_first = 0;
     if (width != image.width) {
-        const Taps horizontal = make_taps(image.width, width);
-        pixels =
-            resample_horizontal(work.pixels, image.width, c, row0, row1 - row0, horizontal, width);
-        rows_first = row0;
+        const Taps horizontal = make_taps(image.width, width, region.x0, region.w);
+        pixels = resample_horizontal(work.pixels, image.width, c, row0, rows, horizontal, region.w);
     } else {
-        pixels = std::move(work.pixels);
+        pixels.resize(size_t(region.w) * rows * c);
+        for (int y = 0; y < rows; ++y) {
+            std::copy_n(work.pixels.data() + (size_t(row0 + y) * image.width + region.x0) * c,
+                        size_t(region.w) * c, pixels.data() + size_t(y) * region.w * c);
+        }
     }
     if (height != image.height) {
-        pixels = resample_vertical(pixels, width, c, rows_first, vertical, height);
+        pixels = resample_vertical(pixels, region.w, c, row0, vertical, region.h);
     }
-    work.width = width;
-    work.height = height;
+    work.width = region.w;
+    work.height = region.h;
     work.pixels = std::move(pixels);
-    if (alpha) unpremultiply(work);
+    if (alpha && resizes) unpremultiply(work);
     return work;
+}
+
+}  // namespace
+
+io::DecodedImage resize_bicubic(const io::DecodedImage& image, int width, int height) {
+    WINCLIP_CHECK(width > 0 && height > 0 && image.width > 0 && image.height > 0);
+    if (width == image.width && height == image.height) return image;  // Pillow copies
+    return resize_region(image, width, height, Region{0, 0, width, height});
 }
 
 io::RgbImage resize_crop(const io::DecodedImage& image, int size, PreprocessGeometry* geometry) {
     WINCLIP_CHECK(size > 0);
     const io::ImageSize resized = shorter_side_size(image.width, image.height, size);
-    const io::DecodedImage scaled = resize_bicubic(image, resized.width, resized.height);
     const int left = center_crop_offset(resized.width, size);
     const int top = center_crop_offset(resized.height, size);
 
-    // Crop in the stored mode, then convert to RGB (OpenCLIP converts last).
-    io::DecodedImage crop;
-    crop.width = size;
-    crop.height = size;
-    crop.mode = scaled.mode;
-    const int c = scaled.channels();
-    crop.pixels.resize(size_t(size) * size * c);
-    for (int y = 0; y < size; ++y) {
-        const uint8_t* src = scaled.pixels.data() + (size_t(top + y) * scaled.width + left) * c;
-        std::copy_n(src, size_t(size) * c, crop.pixels.data() + size_t(y) * size * c);
-    }
+    // Resize only the crop, in the stored mode, then convert to RGB (OpenCLIP
+    // converts last).
+    const io::DecodedImage crop =
+        resize_region(image, resized.width, resized.height, Region{left, top, size, size});
 
     if (geometry) {
         PreprocessGeometry& g = *geometry;

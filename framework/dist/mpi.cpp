@@ -21,13 +21,13 @@ int g_threads = 0;  // 0 until a Session computed it
 // Sleeps between polls: short at first, longer while nothing happens, never
 // above 5 ms so hand-offs stay quick.
 class Backoff {
-public:
+  public:
     void wait() {
         std::this_thread::sleep_for(std::chrono::microseconds(delay_us_));
         delay_us_ = std::min(delay_us_ * 2, 5000);
     }
 
-private:
+  private:
     int delay_us_ = 50;
 };
 
@@ -82,15 +82,17 @@ Session::Session() {
         initialised_here_ = true;
     }
     // Errors come back as codes and become exceptions instead of killing the job.
-    check_mpi(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+    check_mpi(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN),
+              "MPI_Comm_set_errhandler");
     check_mpi(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
     check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
     log::set_rank(rank_);
 
     auto* local = new MPI_Comm(MPI_COMM_NULL);
     local_comm_ = local;
-    check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, local),
-              "MPI_Comm_split_type");
+    check_mpi(
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, local),
+        "MPI_Comm_split_type");
     check_mpi(MPI_Comm_rank(*local, &local_rank_), "MPI_Comm_rank(node)");
     check_mpi(MPI_Comm_size(*local, &local_size_), "MPI_Comm_size(node)");
 
@@ -101,7 +103,8 @@ Session::Session() {
     check_mpi(MPI_Allgather(host, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all.data(),
                             MPI_MAX_PROCESSOR_NAME, MPI_CHAR, MPI_COMM_WORLD),
               "MPI_Allgather(hosts)");
-    for (int r = 0; r < size_; ++r) hosts_.emplace_back(&all[static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME]);
+    for (int r = 0; r < size_; ++r)
+        hosts_.emplace_back(&all[static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME]);
 
     threads_ = compute_threads(*local, local_size_);
     // The pipeline sizes LibTorch's thread pool from WINCLIP_THREADS when it
@@ -135,9 +138,9 @@ void Session::broadcast(std::string& value, int root) const {
     wait_polling(&request, MPI_STATUS_IGNORE, "MPI_Ibcast(size)");
     value.resize(size);
     if (size == 0) return;
-    check_mpi(MPI_Ibcast(value.data(), static_cast<int>(size), MPI_BYTE, root, MPI_COMM_WORLD,
-                         &request),
-              "MPI_Ibcast");
+    check_mpi(
+        MPI_Ibcast(value.data(), static_cast<int>(size), MPI_BYTE, root, MPI_COMM_WORLD, &request),
+        "MPI_Ibcast");
     wait_polling(&request, MPI_STATUS_IGNORE, "MPI_Ibcast(bytes)");
 }
 

@@ -11,7 +11,7 @@
 namespace winclip::dist {
 
 class Session {
-public:
+  public:
     // Initialises MPI (thread level FUNNELED: only the main thread calls MPI)
     // unless it is already initialised, splits off the node-local communicator,
     // gathers host names and works out this rank's thread count. Sets the
@@ -41,7 +41,7 @@ public:
     // Ends every rank of the job; for bugs and unrecoverable states only.
     [[noreturn]] void abort(int code) const;
 
-private:
+  private:
     bool initialised_here_ = false;
     int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1, threads_ = 1;
     std::vector<std::string> hosts_;

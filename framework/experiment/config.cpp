@@ -96,7 +96,8 @@ bool is_id_safe(const std::string& s) {
 }
 
 bool looks_like_path(const std::string& s) {
-    return s.find('/') != std::string::npos || (s.size() > 5 && s.substr(s.size() - 5) == ".yaml") ||
+    return s.find('/') != std::string::npos ||
+           (s.size() > 5 && s.substr(s.size() - 5) == ".yaml") ||
            (s.size() > 4 && s.substr(s.size() - 4) == ".yml");
 }
 
@@ -110,8 +111,9 @@ DatasetSpec read_dataset(const Reader& r, const YAML::Node& n, const std::string
     }
     d.name = n["name"] ? r.string(n["name"], key + ".name") : d.type;
     if (!is_id_safe(d.name)) {
-        r.fail(fmt::format("name must use letters, digits, '-', '_', '.', '+' only, got '{}'", d.name),
-               key + ".name");
+        r.fail(
+            fmt::format("name must use letters, digits, '-', '_', '.', '+' only, got '{}'", d.name),
+            key + ".name");
     }
     if (!n["root"]) r.fail("missing key 'root'", key);
     d.root = r.path(n["root"], key + ".root");
@@ -147,12 +149,14 @@ method::BackboneSpec read_backbone(const Reader& r, const YAML::Node& n, const s
     }
     b.name = r.string(n["name"], key + ".name");
     if (!is_id_safe(b.name)) {
-        r.fail(fmt::format("name must use letters, digits, '-', '_', '.', '+' only, got '{}'", b.name),
-               key + ".name");
+        r.fail(
+            fmt::format("name must use letters, digits, '-', '_', '.', '+' only, got '{}'", b.name),
+            key + ".name");
     }
     b.checkpoint = r.existing_file(n["checkpoint"], key + ".checkpoint");
     b.model_config = r.existing_file(n["model_config"], key + ".model_config");
-    if (n["random_weights"]) b.random_weights = r.boolean(n["random_weights"], key + ".random_weights");
+    if (n["random_weights"])
+        b.random_weights = r.boolean(n["random_weights"], key + ".random_weights");
     return b;
 }
 
@@ -179,7 +183,8 @@ method::Settings read_switches(const Reader& r, const YAML::Node& n, const std::
         s.normalize_prompts = v == "normalized";
     }
     if (n["image_scale_in_fusion"]) {
-        s.image_scale_in_fusion = r.boolean(n["image_scale_in_fusion"], key + ".image_scale_in_fusion");
+        s.image_scale_in_fusion =
+            r.boolean(n["image_scale_in_fusion"], key + ".image_scale_in_fusion");
     }
     if (n["harmonic_eps"]) s.harmonic_eps = r.number(n["harmonic_eps"], key + ".harmonic_eps");
     if (n["window_sizes"]) {
@@ -283,7 +288,8 @@ Experiment parse_experiment(const std::string& yaml_text, const std::string& sou
                     r.fail(fmt::format("invalid prompt set name '{}'", prompt_set_id(p)), key);
                 }
                 if (!ids.insert(prompt_set_id(p)).second) {
-                    r.fail(fmt::format("two prompt sets share the name '{}'", prompt_set_id(p)), key);
+                    r.fail(fmt::format("two prompt sets share the name '{}'", prompt_set_id(p)),
+                           key);
                 }
                 e.prompt_sets.push_back(p);
             }
@@ -356,7 +362,8 @@ Experiment parse_experiment(const std::string& yaml_text, const std::string& sou
         if (run["batch_size"]) {
             e.batch_size = r.integer(run["batch_size"], "run.batch_size");
             if (e.batch_size < 1) {
-                r.fail(fmt::format("batch_size must be >= 1, got {}", e.batch_size), "run.batch_size");
+                r.fail(fmt::format("batch_size must be >= 1, got {}", e.batch_size),
+                       "run.batch_size");
             }
         }
     }

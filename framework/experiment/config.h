@@ -5,20 +5,19 @@
 // Relative paths in the file are relative to the file's own folder.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "winclip/pipeline.h"
 
 namespace winclip::experiment {
 
 struct DatasetSpec {
-    std::string name;                  // first field of cell ids; defaults to the type
-    std::string type;                  // "mvtec" or "visa"
-    std::string root;                  // dataset folder (resolved)
-    std::string split_csv;             // VisA only: split CSV (resolved); empty = the reader's default
+    std::string name;       // first field of cell ids; defaults to the type
+    std::string type;       // "mvtec" or "visa"
+    std::string root;       // dataset folder (resolved)
+    std::string split_csv;  // VisA only: split CSV (resolved); empty = the reader's default
     std::vector<std::string> classes;  // empty = every class the dataset has
 };
 
@@ -27,18 +26,18 @@ struct Experiment {
     std::string source;  // the YAML path as given (for messages)
     std::string folder;  // its folder; relative paths resolve against it
 
-    std::vector<DatasetSpec> datasets;               // at least one
-    std::vector<method::BackboneSpec> backbones;     // at least one; names unique
+    std::vector<DatasetSpec> datasets;            // at least one
+    std::vector<method::BackboneSpec> backbones;  // at least one; names unique
     // Prompt sets crossed with every switch set: a shipped name or a path
     // (resolved). Empty = each switch set's own (its preset's) prompt set.
     std::vector<std::string> prompt_sets;
     std::vector<std::string> methods = {"winclip", "winclip+"};  // winclip: k = 0, winclip+: k > 0
-    std::vector<int> shots = {0};   // reference images per cell, >= 0
-    std::vector<int> seeds = {0};   // reference draws, >= 0; k = 0 cells run once as seed 0
+    std::vector<int> shots = {0};                                // reference images per cell, >= 0
+    std::vector<int> seeds = {0};  // reference draws, >= 0; k = 0 cells run once as seed 0
     std::vector<method::Settings> switches = {method::preset("paper")};  // ablation settings
-    std::string cache_folder;       // embedding cache (resolved); required
-    bool cache_float16 = false;     // store embeddings as IEEE half (halves the cache)
-    int batch_size = 8;             // images per forward pass and per cache shard, >= 1
+    std::string cache_folder;    // embedding cache (resolved); required
+    bool cache_float16 = false;  // store embeddings as IEEE half (halves the cache)
+    int batch_size = 8;          // images per forward pass and per cache shard, >= 1
 
     // The fully resolved experiment, for run.json.
     nlohmann::json to_json() const;

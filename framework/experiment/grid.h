@@ -16,15 +16,15 @@ namespace winclip::experiment {
 
 struct CellSpec {
     std::string id;
-    size_t dataset = 0;       // index into Experiment::datasets
+    size_t dataset = 0;  // index into Experiment::datasets
     std::string class_name;
-    size_t backbone = 0;      // index into Experiment::backbones
-    std::string prompt_set;   // its id (a shipped name or a file stem)
+    size_t backbone = 0;        // index into Experiment::backbones
+    std::string prompt_set;     // its id (a shipped name or a file stem)
     method::Settings settings;  // the switch set, with settings.prompt_set = the set to load
-    std::string method;       // "winclip" or "winclip+"
+    std::string method;         // "winclip" or "winclip+"
     int k = 0;
     int seed = 0;
-    std::string switches;     // settings.switch_suffix()
+    std::string switches;  // settings.switch_suffix()
 };
 
 std::string make_cell_id(const std::string& dataset, const std::string& class_name,

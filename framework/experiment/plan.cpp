@@ -53,8 +53,9 @@ std::string cell_record_path(const std::string& out_dir, const std::string& cell
 nlohmann::json Plan::to_json() const {
     nlohmann::json j;
     for (const auto& v : variants) {
-        j["variants"].push_back(
-            {{"backbone", v.backbone}, {"settings", v.settings.to_json()}, {"embedding_key", v.embedding_key}});
+        j["variants"].push_back({{"backbone", v.backbone},
+                                 {"settings", v.settings.to_json()},
+                                 {"embedding_key", v.embedding_key}});
     }
     j["image_units"] = nlohmann::json::array();
     for (const auto& u : image_units) {
@@ -145,14 +146,14 @@ struct ClassData {
 
 // Hashes each file once, however many cells use it.
 class FileHashes {
-public:
+  public:
     const std::string& get(const std::string& path) {
         auto it = hashes_.find(path);
         if (it == hashes_.end()) it = hashes_.emplace(path, cache::file_sha256(path)).first;
         return it->second;
     }
 
-private:
+  private:
     std::map<std::string, std::string> hashes_;
 };
 
@@ -164,8 +165,8 @@ bool stored_record_matches(const std::string& path, const std::string& inputs_ke
         // Failed cells are retried: their cause may have been fixed.
         return record.ok() && j.at("inputs_key").get<std::string>() == inputs_key;
     } catch (const std::exception& e) {
-        log::warn("experiment", "ignoring unreadable cell record {} ({}); the cell runs again", path,
-                  e.what());
+        log::warn("experiment", "ignoring unreadable cell record {} ({}); the cell runs again",
+                  path, e.what());
         return false;
     }
 }
@@ -186,8 +187,9 @@ Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::st
         for (size_t i = 0; i < classes[d].size(); ++i) {
             const auto& c = classes[d][i];
             if (!std::binary_search(available.begin(), available.end(), c)) {
-                throw ConfigError(fmt::format("dataset {} at {} has no class '{}' ({}: datasets[{}].classes[{}])",
-                                              spec.name, spec.root, c, e.source, d, i));
+                throw ConfigError(
+                    fmt::format("dataset {} at {} has no class '{}' ({}: datasets[{}].classes[{}])",
+                                spec.name, spec.root, c, e.source, d, i));
             }
             class_data[d][c] = {dataset->test_samples(c), dataset->train_good(c)};
         }
@@ -196,15 +198,17 @@ Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::st
 
     // --- Variants, with their keys from the pipeline (loading each model once).
     std::map<std::string, size_t> variant_index;
-    std::map<std::pair<size_t, std::string>, size_t> text_index;   // (variant, class) -> unit
-    std::map<std::string, size_t> image_index;                     // unit key -> unit
+    std::map<std::pair<size_t, std::string>, size_t> text_index;  // (variant, class) -> unit
+    std::map<std::string, size_t> image_index;                    // unit key -> unit
     std::map<size_t, std::unique_ptr<method::Pipeline>> pipelines;
     FileHashes hashes;
     const auto scan = cache.scan(/*verify=*/true);
     plan.corrupt_cache_files = scan.corrupt;
     if (!scan.unindexed.empty()) {
-        log::info("cache", "{} shard file(s) in {} have no index entry (a run was killed while "
-                  "publishing); their embeddings are recomputed", scan.unindexed.size(), cache.folder());
+        log::info("cache",
+                  "{} shard file(s) in {} have no index entry (a run was killed while "
+                  "publishing); their embeddings are recomputed",
+                  scan.unindexed.size(), cache.folder());
     }
 
     auto image_unit = [&](size_t variant, const std::string& path) {
@@ -220,7 +224,8 @@ Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::st
     for (const auto& spec : specs) {
         PlannedCell cell;
         cell.spec = spec;
-        const std::string vkey = std::to_string(spec.backbone) + "|" + spec.settings.to_json().dump();
+        const std::string vkey =
+            std::to_string(spec.backbone) + "|" + spec.settings.to_json().dump();
         auto vit = variant_index.find(vkey);
         if (vit == variant_index.end()) {
             const auto& backbone = e.backbones[spec.backbone];
@@ -274,10 +279,10 @@ Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::st
             cell.tests.push_back(std::move(t));
         }
         if (spec.k > static_cast<int>(cd.pool.size())) {
-            throw ConfigError(fmt::format("k = {} but class {} of dataset {} has only {} training "
-                                          "images ({}: grid.shots)",
-                                          spec.k, spec.class_name, e.datasets[spec.dataset].name,
-                                          cd.pool.size(), e.source));
+            throw ConfigError(fmt::format(
+                "k = {} but class {} of dataset {} has only {} training "
+                "images ({}: grid.shots)",
+                spec.k, spec.class_name, e.datasets[spec.dataset].name, cd.pool.size(), e.source));
         }
         cell.reference_paths = data::sample_references(spec.class_name, cd.pool, spec.k,
                                                        static_cast<uint64_t>(spec.seed));

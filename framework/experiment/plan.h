@@ -5,10 +5,9 @@
 // rank works from the same lists and the same reference draws.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cache/embedding_cache.h"
 #include "experiment/config.h"
@@ -24,8 +23,8 @@ struct Variant {
 };
 
 struct ImageUnit {
-    std::string key;   // cache::image_unit_key(embedding key, file hash)
-    std::string path;  // the image file
+    std::string key;     // cache::image_unit_key(embedding key, file hash)
+    std::string path;    // the image file
     size_t variant = 0;  // a variant that can compute it
     bool cached = false;
 };
@@ -62,7 +61,7 @@ struct Plan {
     std::vector<Variant> variants;
     std::vector<ImageUnit> image_units;
     std::vector<TextUnit> text_units;
-    std::vector<PlannedCell> cells;  // sorted by id
+    std::vector<PlannedCell> cells;                // sorted by id
     std::vector<std::string> corrupt_cache_files;  // found and removed while planning
 
     size_t cached_images() const;

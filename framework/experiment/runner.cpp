@@ -1,6 +1,7 @@
 #include "experiment/runner.h"
 
 #include <fmt/format.h>
+#include <torch/version.h>  // the TORCH_VERSION macro only, for run.json
 #include <unistd.h>
 
 #include <algorithm>
@@ -58,17 +59,19 @@ std::string duration_text(double seconds) {
 // Rank 0's progress display: a rewritten line on a terminal, a plain log line
 // every few seconds otherwise (logs of batch jobs stay readable).
 class Progress {
-public:
+  public:
     Progress(std::string phase, size_t total)
-        : phase_(std::move(phase)), total_(total), start_(Clock::now()),
+        : phase_(std::move(phase)),
+          total_(total),
+          start_(Clock::now()),
           tty_(::isatty(STDERR_FILENO) != 0) {}
 
     void update(size_t done, size_t total) {
         const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
         const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
         const double eta = rate > 0 ? static_cast<double>(total - done) / rate : NAN;
-        const std::string text = fmt::format("{}: {}/{} done, {:.2f}/s, ETA {}", phase_, done, total,
-                                             rate, duration_text(eta));
+        const std::string text = fmt::format("{}: {}/{} done, {:.2f}/s, ETA {}", phase_, done,
+                                             total, rate, duration_text(eta));
         if (tty_) {
             std::fprintf(stderr, "\r%s\033[K%s", text.c_str(), done == total ? "\n" : "");
             std::fflush(stderr);
@@ -78,7 +81,7 @@ public:
         }
     }
 
-private:
+  private:
     std::string phase_;
     size_t total_;
     Clock::time_point start_;
@@ -89,7 +92,7 @@ private:
 // Keeps the two most recently used pipelines of this rank: tasks come in
 // variant order, so a small cache avoids reloading without holding every model.
 class PipelinePool {
-public:
+  public:
     PipelinePool(const Experiment& e, const Plan& p) : e_(e), p_(p) {}
 
     method::Pipeline& get(size_t variant) {
@@ -100,13 +103,13 @@ public:
             }
         }
         const auto& v = p_.variants.at(variant);
-        loaded_.emplace_front(variant, std::make_unique<method::Pipeline>(e_.backbones.at(v.backbone),
-                                                                          v.settings));
+        loaded_.emplace_front(
+            variant, std::make_unique<method::Pipeline>(e_.backbones.at(v.backbone), v.settings));
         if (loaded_.size() > 2) loaded_.pop_back();
         return *loaded_.front().second;
     }
 
-private:
+  private:
     const Experiment& e_;
     const Plan& p_;
     std::list<std::pair<size_t, std::unique_ptr<method::Pipeline>>> loaded_;
@@ -132,7 +135,8 @@ std::vector<ExtractTask> extraction_tasks(const Plan& plan, int batch_size) {
             ExtractTask t;
             t.variant = variant;
             const size_t end = std::min(units.size(), at + static_cast<size_t>(batch_size));
-            t.units.assign(units.begin() + static_cast<long>(at), units.begin() + static_cast<long>(end));
+            t.units.assign(units.begin() + static_cast<long>(at),
+                           units.begin() + static_cast<long>(end));
             tasks.push_back(std::move(t));
         }
     }
@@ -161,7 +165,8 @@ nlohmann::json run_extract_task(const Experiment& e, const Plan& plan, const Ext
                              fmt::format("class {} with {}", u.class_name,
                                          plan.variants[task.variant].settings.to_json().dump()));
         } catch (const Error& err) {
-            out["failed"][u.key] = one_line(fmt::format("text prototypes of {}: {}", u.class_name, err.what()));
+            out["failed"][u.key] =
+                one_line(fmt::format("text prototypes of {}: {}", u.class_name, err.what()));
         }
         return out;
     }
@@ -213,7 +218,8 @@ FloatArray grid_map_of(const FloatArray& maps, size_t i) {
     const int64_t g0 = maps.shape[1], g1 = maps.shape[2];
     FloatArray m({g0, g1});
     const auto offset = static_cast<long>(i) * g0 * g1;
-    std::copy(maps.values.begin() + offset, maps.values.begin() + offset + g0 * g1, m.values.begin());
+    std::copy(maps.values.begin() + offset, maps.values.begin() + offset + g0 * g1,
+              m.values.begin());
     return m;
 }
 
@@ -255,7 +261,8 @@ void score_cell(const Plan& plan, const PlannedCell& c,
         tests.push_back(std::move(s.embeddings));
         geometry.push_back(s.geometry);
     }
-    for (size_t u : c.references) references.push_back(cache.read_image(plan.image_units[u].key).embeddings);
+    for (size_t u : c.references)
+        references.push_back(cache.read_image(plan.image_units[u].key).embeddings);
 
     // WinCLIP (k = 0) or WinCLIP+ (k > 0), paper section 4.
     const auto& pipeline = pool.get(c.variant);
@@ -270,13 +277,15 @@ void score_cell(const Plan& plan, const PlannedCell& c,
         image_state.add(t.label, result.image_scores[i], t.path);
         data::Sample sample{t.path, t.mask_path, t.label, t.defect};
         const io::Mask mask = data::load_sample_mask(sample);
-        const FloatArray map = method::upsample_to_native(grid_map_of(result.grid_maps, i), geometry[i]);
+        const FloatArray map =
+            method::upsample_to_native(grid_map_of(result.grid_maps, i), geometry[i]);
         pixel_state.add_image(t.path, mask.values.data(), mask.height, mask.width, map.data(),
                               static_cast<int>(map.shape.at(0)), static_cast<int>(map.shape.at(1)));
     }
     const auto im = image_state.compute();
     const auto pm = pixel_state.compute();
-    r.metrics = {im.auroc, im.aupr, im.f1_max, pm.pixel_auroc, pm.pixel_aupr, pm.au_pro, pm.pixel_f1_max};
+    r.metrics = {im.auroc,      im.aupr,   im.f1_max,      pm.pixel_auroc,
+                 pm.pixel_aupr, pm.au_pro, pm.pixel_f1_max};
 }
 
 nlohmann::json run_cell_task(const Experiment& e, const Plan& plan, const PlannedCell& c,
@@ -311,6 +320,9 @@ nlohmann::json run_cell_task(const Experiment& e, const Plan& plan, const Planne
 // ViT-B-16-plus-240 image encoder work per image including all windows
 // (docs/scaling.md); used only to print an order of magnitude.
 constexpr double kGflopPerImageVitB16Plus = 669.0;
+// The public Python reference's measured time for that image on 2 CPU cores
+// (docs/scaling.md); a yardstick, not a prediction for other backbones.
+constexpr double kSecondsPerImageVitB16PlusTwoCores = 4.4;
 
 void print_plan(const Experiment& e, const Plan& plan, std::FILE* out) {
     std::fprintf(out, "experiment %s (%s)\n", e.name.c_str(), e.source.c_str());
@@ -344,12 +356,15 @@ void print_plan(const Experiment& e, const Plan& plan, std::FILE* out) {
         if (!c.done) scored += c.tests.size();
     }
     const size_t forward = plan.image_units.size() - plan.cached_images();
-    std::fprintf(out,
-                 "work: %zu image forward passes (~%.0f TFLOP at ViT-B-16-plus-240 size), %zu "
-                 "text ensembles, %zu cells to score (%zu test-image scorings, no forward pass)\n",
-                 forward, static_cast<double>(forward) * kGflopPerImageVitB16Plus / 1000.0,
-                 plan.text_units.size() - plan.cached_texts(),
-                 plan.cells.size() - plan.done_cells(), scored);
+    std::fprintf(
+        out,
+        "work: %zu image forward passes (at ViT-B-16-plus-240 size ~%.1f TFLOP, ~%s on "
+        "one 2-core rank), %zu text ensembles, %zu cells to score (%zu test-image "
+        "scorings, no forward pass)\n",
+        forward, static_cast<double>(forward) * kGflopPerImageVitB16Plus / 1000.0,
+        duration_text(static_cast<double>(forward) * kSecondsPerImageVitB16PlusTwoCores).c_str(),
+        plan.text_units.size() - plan.cached_texts(), plan.cells.size() - plan.done_cells(),
+        scored);
     if (!plan.corrupt_cache_files.empty()) {
         std::fprintf(out, "corrupt cache files removed (will be recomputed):\n");
         for (const auto& f : plan.corrupt_cache_files) std::fprintf(out, "  %s\n", f.c_str());
@@ -383,8 +398,15 @@ int run_experiment(const RunOptions& options) {
     // This build's LibTorch is CPU-only; on GPU nodes the node-local rank is the
     // device index the pipeline would take.
     log::info("dist", "rank {} of {} on {} (node-local rank {} of {}): {} thread(s), device cpu",
-              rank, session.size(), session.hosts()[static_cast<size_t>(rank)], session.local_rank(),
-              session.local_size(), session.threads());
+              rank, session.size(), session.hosts()[static_cast<size_t>(rank)],
+              session.local_rank(), session.local_size(), session.threads());
+    // Every rank's layout, for run.json.
+    const auto layout = session.gather(nlohmann::json{
+        {"rank", rank},
+        {"host", session.hosts()[static_cast<size_t>(rank)]},
+        {"local_rank", session.local_rank()},
+        {"threads", session.threads()},
+        {"device", "cpu"}}.dump());
 
     // --- 1. Read and plan on rank 0; every rank gets the same plan.
     Experiment e;
@@ -397,8 +419,8 @@ int run_experiment(const RunOptions& options) {
             if (!options.cache_dir.empty()) e.cache_folder = options.cache_dir;
             for (const auto& b : e.backbones) {
                 if (b.random_weights) {
-                    log::warn("experiment", "backbone {} has random weights: scores are meaningless",
-                              b.name);
+                    log::warn("experiment",
+                              "backbone {} has random weights: scores are meaningless", b.name);
                 }
             }
             fs::create_directories(fs::path(out_dir) / "cells");
@@ -408,7 +430,8 @@ int run_experiment(const RunOptions& options) {
             }
             cache::EmbeddingCache cache(e.cache_folder);
             plan = build_plan(e, cache, out_dir);
-            message = nlohmann::json{{"experiment_folder", e.folder}, {"plan", plan.to_json()}}.dump();
+            message =
+                nlohmann::json{{"experiment_folder", e.folder}, {"plan", plan.to_json()}}.dump();
         } catch (const Error&) {
             std::string stop = "!";
             session.broadcast(stop);
@@ -428,9 +451,11 @@ int run_experiment(const RunOptions& options) {
     }
     message.clear();
     if (rank == 0) {
-        log::info("experiment", "{} cells ({} finished earlier), {} image units ({} cached), {} text units ({} cached)",
-                  plan.cells.size(), plan.done_cells(), plan.image_units.size(), plan.cached_images(),
-                  plan.text_units.size(), plan.cached_texts());
+        log::info(
+            "experiment",
+            "{} cells ({} finished earlier), {} image units ({} cached), {} text units ({} cached)",
+            plan.cells.size(), plan.done_cells(), plan.image_units.size(), plan.cached_images(),
+            plan.text_units.size(), plan.cached_texts());
     }
     cache::EmbeddingCache cache(e.cache_folder);
     cache.scan(/*verify=*/false);
@@ -452,12 +477,14 @@ int run_experiment(const RunOptions& options) {
             const auto j = nlohmann::json::parse(r.payload);
             image_passes += j.at("image_passes").get<long>();
             text_passes += j.at("text_passes").get<long>();
-            for (const auto& [key, err] : j.at("failed").items()) failed_units[key] = err.get<std::string>();
+            for (const auto& [key, err] : j.at("failed").items())
+                failed_units[key] = err.get<std::string>();
         }
         failures_message = nlohmann::json(failed_units).dump();
     }
     session.broadcast(failures_message);
-    failed_units = nlohmann::json::parse(failures_message).get<std::map<std::string, std::string>>();
+    failed_units =
+        nlohmann::json::parse(failures_message).get<std::map<std::string, std::string>>();
     cache.scan(/*verify=*/false);  // see the shards every rank wrote
 
     // --- 3. Score the unfinished cells, most test images first.
@@ -473,7 +500,8 @@ int run_experiment(const RunOptions& options) {
     const auto cell_results = dist::run_tasks(
         session, todo.size(),
         [&](size_t i) {
-            return run_cell_task(e, plan, plan.cells[todo[i]], failed_units, pool, cache, out_dir, rank)
+            return run_cell_task(e, plan, plan.cells[todo[i]], failed_units, pool, cache, out_dir,
+                                 rank)
                 .dump();
         },
         [&](size_t done, size_t total) { score_progress.update(done, total); });
@@ -504,7 +532,9 @@ int run_experiment(const RunOptions& options) {
                                   {"seconds", j.value("seconds", 0.0)},
                                   {"reference_files", c.reference_paths},
                                   {"computed_in_this_run", now}});
-            if (!rec.ok()) failures.push_back({{"id", rec.id}, {"rank", j.value("rank", -1)}, {"error", rec.error}});
+            if (!rec.ok())
+                failures.push_back(
+                    {{"id", rec.id}, {"rank", j.value("rank", -1)}, {"error", rec.error}});
         }
         std::set<std::string> random_backbones;
         for (const auto& b : e.backbones) {
@@ -521,14 +551,15 @@ int run_experiment(const RunOptions& options) {
         auto context = build_context();
         context["mpi"] = dist::mpi_version();
         context["hdf5"] = io::hdf5_version();
-        context["libtorch"] = "1.13 (see docs/known-differences.md: the engine is torch-free)";
+        context["libtorch"] = TORCH_VERSION;
         run["context"] = context;
         run["started_utc"] = started_utc;
         run["finished_utc"] = utc_timestamp();
         run["wall_seconds"] = std::chrono::duration<double>(Clock::now() - started).count();
         run["ranks"] = session.size();
         run["hosts"] = session.hosts();
-        run["threads_rank0"] = session.threads();
+        run["rank_layout"] = nlohmann::json::array();
+        for (const auto& l : layout) run["rank_layout"].push_back(nlohmann::json::parse(l));
         run["out"] = out_dir;
         run["seeds"] = e.seeds;
         run["plan"] = {{"cells", plan.cells.size()},
@@ -554,8 +585,8 @@ int run_experiment(const RunOptions& options) {
 
         log::info("experiment", "{} image forward passes, {} text forward passes in this run",
                   image_passes, text_passes);
-        log::info("experiment", "wrote {}/cells.csv, table.md and run.json ({} cells, {:.1f} s)", out_dir,
-                  records.size(), run["wall_seconds"].get<double>());
+        log::info("experiment", "wrote {}/cells.csv, table.md and run.json ({} cells, {:.1f} s)",
+                  out_dir, records.size(), run["wall_seconds"].get<double>());
         for (const auto& f : failures) {
             log::error("experiment", "failed cell {} (rank {}): {}", f["id"].get<std::string>(),
                        f["rank"].get<int>(), f["error"].get<std::string>());

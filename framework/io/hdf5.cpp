@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <new>
 #include <utility>
 
 #include "core/error.h"
@@ -182,6 +184,46 @@ std::vector<int64_t> H5File::shape(const std::string& dataset) const {
 
 namespace {
 
+// Datasets claiming more than this are checked against the bytes the file
+// really stores before any memory is reserved for them.
+constexpr uint64_t kPlausibilityCheckBytes = uint64_t{256} << 20;
+// Deflate cannot expand data by more than about 1032:1, so a dataset whose
+// claimed size exceeds its stored bytes by more than this is not data but a
+// header: chunks never written (fill values) or a forged dataspace.
+constexpr uint64_t kMaxExpansion = 1100;
+
+// The number of elements of `shape`, or an IoError when the product overflows
+// (HDF5 accepts dimensions up to 2^64 - 1, so a tiny file can claim a shape
+// whose element count wraps around to a small number) or when the file cannot
+// possibly hold that many bytes. Callers allocate only after this check.
+size_t checked_element_count(hid_t dataset_id, const std::string& path, const std::string& dataset,
+                             const std::vector<int64_t>& shape, size_t element_bytes) {
+    uint64_t count = 1;
+    for (const int64_t d : shape) {
+        if (d < 0 || (d > 0 && count > (std::numeric_limits<uint64_t>::max() / element_bytes) /
+                                           static_cast<uint64_t>(d))) {
+            throw IoError("HDF5: dataset '" + dataset + "' in " + path + " claims shape " +
+                          shape_string(shape) + ", too large to address");
+        }
+        count *= static_cast<uint64_t>(d);
+    }
+    const uint64_t bytes = count * element_bytes;
+    if (bytes > kPlausibilityCheckBytes) {
+        const uint64_t stored = H5Dget_storage_size(dataset_id);
+        if (stored == 0 || bytes / stored > kMaxExpansion) {
+            throw IoError("HDF5: dataset '" + dataset + "' in " + path + " claims shape " +
+                          shape_string(shape) + " (" + std::to_string(bytes) +
+                          " bytes) but the file stores only " + std::to_string(stored) +
+                          " bytes of it");
+        }
+    }
+    if (count > std::numeric_limits<size_t>::max() / element_bytes) {
+        throw IoError("HDF5: dataset '" + dataset + "' in " + path + " claims shape " +
+                      shape_string(shape) + ", too large for this machine");
+    }
+    return static_cast<size_t>(count);
+}
+
 template <typename T>
 Array<T> read_numeric(hid_t file, const std::string& path, const std::string& dataset,
                       const std::vector<int64_t>& shape) {
@@ -194,7 +236,15 @@ Array<T> read_numeric(hid_t file, const std::string& path, const std::string& da
         throw IoError("HDF5: dataset '" + dataset + "' in " + path +
                       " is not numeric (expected integer or float data)");
     }
-    Array<T> out(shape);
+    const size_t count = checked_element_count(d.get(), path, dataset, shape, sizeof(T));
+    Array<T> out;
+    try {
+        out.values.resize(count);
+    } catch (const std::bad_alloc&) {
+        throw IoError("HDF5: dataset '" + dataset + "' in " + path + " of shape " +
+                      shape_string(shape) + " does not fit in memory");
+    }
+    out.shape = shape;
     if (out.numel() > 0 &&
         H5Dread(d.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
         fail(path, dataset, "cannot read dataset");
@@ -216,13 +266,14 @@ Int64Array H5File::read_int64(const std::string& dataset) const {
 
 std::vector<std::string> H5File::read_strings(const std::string& dataset) const {
     const auto dims = shape(dataset);
-    const size_t n = static_cast<size_t>(Array<char>::numel(dims));
     Handle d(checked(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT), path_, dataset,
                      "cannot open dataset"),
              H5Dclose);
     Handle type(checked(H5Dget_type(d.get()), path_, dataset, "cannot read type of"), H5Tclose);
     if (H5Tget_class(type.get()) != H5T_STRING)
         throw IoError("HDF5: dataset '" + dataset + "' in " + path_ + " does not hold strings");
+    const size_t n = checked_element_count(d.get(), path_, dataset, dims,
+                                           std::max<size_t>(H5Tget_size(type.get()), 1));
     std::vector<std::string> out(n);
     if (n == 0) return out;
     if (H5Tis_variable_str(type.get()) > 0) {

@@ -23,7 +23,8 @@ nlohmann::json CellRecord::to_json() const {
     nlohmann::json m = nlohmann::json::object();
     for (size_t i = 0; i < kMetricCount; ++i) {
         // JSON has no NaN; null stands for "undefined".
-        m[kMetricNames[i]] = std::isnan(metrics[i]) ? nlohmann::json(nullptr) : nlohmann::json(metrics[i]);
+        m[kMetricNames[i]] =
+            std::isnan(metrics[i]) ? nlohmann::json(nullptr) : nlohmann::json(metrics[i]);
     }
     j["metrics"] = m;
     j["status"] = status;

@@ -5,16 +5,15 @@
 
 #include <array>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace winclip::report {
 
 // The metric columns of cells.csv, in order (fractions, not percent).
 inline constexpr std::array<const char*, 7> kMetricNames = {
-    "image_auroc", "image_aupr", "image_f1_max", "pixel_auroc",
+    "image_auroc", "image_aupr",   "image_f1_max", "pixel_auroc",
     "pixel_aupr",  "pixel_au_pro", "pixel_f1_max"};
 constexpr size_t kMetricCount = kMetricNames.size();
 

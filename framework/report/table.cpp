@@ -109,19 +109,21 @@ std::string tables_markdown(const std::vector<CellRecord>& records,
         for (const auto& n : random_weight_backbones) names += (names.empty() ? "" : ", ") + n;
         out += "**random weights — scores are meaningless** (backbone " + names + ")\n\n";
     }
-    out += "Percent; mean ± population std over seeds (k = 0 runs once, std 0). The mean row "
-           "averages the classes within each seed first.\n";
+    out +=
+        "Percent; mean ± population std over seeds (k = 0 runs once, std 0). The mean row "
+        "averages the classes within each seed first.\n";
     for (const auto& t : build_tables(records)) {
-        out += fmt::format("\n## {} / {} / {} / {} / k={}{}\n\n", t.dataset, t.backbone,
-                           t.prompt_set, t.method, t.k,
-                           t.switches.empty() ? "" : " / " + t.switches);
+        out +=
+            fmt::format("\n## {} / {} / {} / {} / k={}{}\n\n", t.dataset, t.backbone, t.prompt_set,
+                        t.method, t.k, t.switches.empty() ? "" : " / " + t.switches);
         out += "| class |";
         for (const char* h : kTableHeaders) out += std::string(" ") + h + " |";
         out += " seeds |\n|---|";
         for (size_t i = 0; i < kTableHeaders.size(); ++i) out += "---|";
         out += "---|\n";
         for (const auto& row : t.rows) {
-            out += "| " + (row.class_name == "mean" ? std::string("**mean**") : row.class_name) + " |";
+            out +=
+                "| " + (row.class_name == "mean" ? std::string("**mean**") : row.class_name) + " |";
             for (size_t c : kTableColumns) out += " " + cell_text(row.metrics[c]) + " |";
             out += " " + std::to_string(row.seeds_ok);
             if (row.seeds_failed > 0) out += fmt::format(" ({} failed)", row.seeds_failed);

@@ -1,32 +1,33 @@
 // The embedding cache with synthetic embeddings: publish, index, reuse,
 // checksum and corruption handling, float16 storage.
+#include "cache/embedding_cache.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "cache/atomic_file.h"
-#include "cache/embedding_cache.h"
 #include "core/error.h"
 #include "io/hdf5.h"
-
-#include <unistd.h>
 
 namespace winclip::cache {
 namespace {
 namespace fs = std::filesystem;
 
 fs::path fresh_folder(const std::string& name) {
-    const fs::path p = fs::temp_directory_path() / ("winclip-cache-test-" + name + "-" +
-                                                    std::to_string(::getpid()));
+    const fs::path p = fs::temp_directory_path() /
+                       ("winclip-cache-test-" + name + "-" + std::to_string(::getpid()));
     fs::remove_all(p);
     return p;
 }
 
 FloatArray ramp(std::vector<int64_t> shape, float offset) {
     FloatArray a(std::move(shape));
-    for (size_t i = 0; i < a.values.size(); ++i) a.values[i] = offset + 0.001f * static_cast<float>(i);
+    for (size_t i = 0; i < a.values.size(); ++i)
+        a.values[i] = offset + 0.001f * static_cast<float>(i);
     return a;
 }
 

@@ -1,6 +1,8 @@
 // The dynamic work queue with a trivial payload, under whatever number of
 // ranks ctest starts it with: every task runs exactly once, its result reaches
 // rank 0 at its index, and consecutive calls do not mix their messages.
+#include "dist/work_queue.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -8,7 +10,6 @@
 #include <thread>
 
 #include "dist/mpi.h"
-#include "dist/work_queue.h"
 
 namespace winclip::dist {
 namespace {
@@ -39,7 +40,8 @@ TEST(WorkQueue, EveryTaskRunsOnceAndResultsArriveInIndexOrder) {
     ASSERT_EQ(results.size(), n);
     std::set<int> ranks;
     for (size_t i = 0; i < n; ++i) {
-        EXPECT_EQ(results[i].payload, std::to_string(i * i) + "@" + std::to_string(results[i].rank));
+        EXPECT_EQ(results[i].payload,
+                  std::to_string(i * i) + "@" + std::to_string(results[i].rank));
         EXPECT_GE(results[i].rank, 0);
         EXPECT_LT(results[i].rank, s.size());
         ranks.insert(results[i].rank);
@@ -68,7 +70,8 @@ TEST(Session, BroadcastGatherAndThreads) {
     const auto all = s.gather("rank" + std::to_string(s.rank()));
     if (s.rank() == 0) {
         ASSERT_EQ(static_cast<int>(all.size()), s.size());
-        for (int r = 0; r < s.size(); ++r) EXPECT_EQ(all[static_cast<size_t>(r)], "rank" + std::to_string(r));
+        for (int r = 0; r < s.size(); ++r)
+            EXPECT_EQ(all[static_cast<size_t>(r)], "rank" + std::to_string(r));
     }
     EXPECT_GE(threads_for_this_rank(), 1);
     EXPECT_EQ(static_cast<int>(s.hosts().size()), s.size());

@@ -1,9 +1,10 @@
 // The experiment YAML reader and grid expansion: validation messages name the
 // key and the file; cell ids are stable and ordered as DESIGN.md says.
+#include "experiment/config.h"
+
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "experiment/config.h"
 #include "experiment/grid.h"
 
 namespace winclip::experiment {
@@ -26,7 +27,9 @@ std::string yaml_with(const std::string& grid, const std::string& extra = "") {
            grid + "cache:\n  folder: results/cache\n" + extra;
 }
 
-Experiment parse(const std::string& text) { return parse_experiment(text, "experiments/x.yaml", kRepo); }
+Experiment parse(const std::string& text) {
+    return parse_experiment(text, "experiments/x.yaml", kRepo);
+}
 
 std::string error_of(const std::string& text) {
     try {
@@ -60,26 +63,34 @@ TEST(ExperimentConfig, NegativeShotNamesKeyAndFile) {
 TEST(ExperimentConfig, UnknownKeysAreErrors) {
     EXPECT_NE(error_of(yaml_with("  shots: [0]\n  shot: [1]\n")).find("unknown key 'shot'"),
               std::string::npos);
-    EXPECT_NE(error_of(yaml_with("  shots: [0]\n", "colour: red\n")).find("(experiments/x.yaml: colour)"),
-              std::string::npos);
+    EXPECT_NE(
+        error_of(yaml_with("  shots: [0]\n", "colour: red\n")).find("(experiments/x.yaml: colour)"),
+        std::string::npos);
     const auto msg = error_of(yaml_with("  shots: [0]\n  switches:\n    - temprature: 0.1\n"));
     EXPECT_NE(msg.find("unknown key 'temprature'"), std::string::npos) << msg;
     EXPECT_NE(msg.find("grid.switches[0].temprature"), std::string::npos) << msg;
 }
 
 TEST(ExperimentConfig, BadValuesAreErrors) {
-    EXPECT_NE(error_of(yaml_with("  shots: [0, 0]\n")).find("duplicate shots 0"), std::string::npos);
-    EXPECT_NE(error_of(yaml_with("  shots: [x]\n")).find("expected an integer, got 'x' (experiments/x.yaml: grid.shots[0])"),
+    EXPECT_NE(error_of(yaml_with("  shots: [0, 0]\n")).find("duplicate shots 0"),
               std::string::npos);
-    EXPECT_NE(error_of(yaml_with("  shots: [1]\n  methods: [winclip]\n")).find("needs method winclip+"),
+    EXPECT_NE(error_of(yaml_with("  shots: [x]\n"))
+                  .find("expected an integer, got 'x' (experiments/x.yaml: grid.shots[0])"),
               std::string::npos);
-    EXPECT_NE(error_of(yaml_with("  shots: [0]\n  switches:\n    - preset: nope\n")).find("unknown preset 'nope'"),
+    EXPECT_NE(
+        error_of(yaml_with("  shots: [1]\n  methods: [winclip]\n")).find("needs method winclip+"),
+        std::string::npos);
+    EXPECT_NE(error_of(yaml_with("  shots: [0]\n  switches:\n    - preset: nope\n"))
+                  .find("unknown preset 'nope'"),
               std::string::npos);
-    EXPECT_NE(error_of(yaml_with("  shots: [0]\n  switches:\n    - temperature: 0\n")).find("temperature"),
+    EXPECT_NE(error_of(yaml_with("  shots: [0]\n  switches:\n    - temperature: 0\n"))
+                  .find("temperature"),
               std::string::npos);
-    EXPECT_NE(error_of(yaml_with("  shots: [0]\n", "run:\n  batch_size: 0\n")).find("run.batch_size"),
-              std::string::npos);
-    EXPECT_NE(error_of(yaml_with("  shots: [0]\n", "run:\n  batch_size: 0\n")).find("batch_size must be >= 1, got 0"),
+    EXPECT_NE(
+        error_of(yaml_with("  shots: [0]\n", "run:\n  batch_size: 0\n")).find("run.batch_size"),
+        std::string::npos);
+    EXPECT_NE(error_of(yaml_with("  shots: [0]\n", "run:\n  batch_size: 0\n"))
+                  .find("batch_size must be >= 1, got 0"),
               std::string::npos);
     std::string text = yaml_with("  shots: [0]\n");
     text.replace(text.find("type: mvtec"), 11, "type: mnist");
@@ -107,9 +118,9 @@ TEST(CellIds, JoinFieldsInDesignOrder) {
 
 // 2 classes x (k0 once + k1, k2 x 3 seeds) x 2 switch sets = 2 x 7 x 2 = 28.
 TEST(Grid, ExpandsWithZeroShotOnceAndSortedStableIds) {
-    const auto e = parse(yaml_with(
-        "  shots: [2, 0, 1]\n  seeds: [2, 0, 1]\n  switches:\n    - preset: paper\n"
-        "    - preset: paper\n      temperature: 0.07\n"));
+    const auto e =
+        parse(yaml_with("  shots: [2, 0, 1]\n  seeds: [2, 0, 1]\n  switches:\n    - preset: paper\n"
+                        "    - preset: paper\n      temperature: 0.07\n"));
     const auto cells = expand_grid(e, {{"bottle", "screw"}});
     ASSERT_EQ(cells.size(), 28u);
     for (size_t i = 1; i < cells.size(); ++i) EXPECT_LT(cells[i - 1].id, cells[i].id);
@@ -126,7 +137,8 @@ TEST(Grid, ExpandsWithZeroShotOnceAndSortedStableIds) {
     EXPECT_EQ(zero, 4u);
     EXPECT_EQ(cells.front().id, "mvtec/bottle/demo/paper/winclip+/k1/seed0");
     bool has_suffix = false;
-    for (const auto& c : cells) has_suffix |= c.id == "mvtec/screw/demo/paper/winclip/k0/seed0/t0.07";
+    for (const auto& c : cells)
+        has_suffix |= c.id == "mvtec/screw/demo/paper/winclip/k0/seed0/t0.07";
     EXPECT_TRUE(has_suffix);
     // The same YAML expands to the same ids (stable across runs and ranks).
     const auto again = expand_grid(e, {{"bottle", "screw"}});

@@ -18,7 +18,7 @@ winclip=$2
 repo=$3
 mpiexec=${4:-mpirun}
 work=$(mktemp -d "${TMPDIR:-/tmp}/winclip-engine-$mode.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n ${WINCLIP_KEEP_TEST_DIR:-} ]] || rm -rf "$work"' EXIT
 export OMP_WAIT_POLICY=passive
 
 fail() {
@@ -102,7 +102,7 @@ resume)
             --cache "$work/cache-killed" >"$4" 2>&1 &
         local launcher=$! n=0
         for _ in $(seq 1 2400); do
-            n=$(find "$1" -name "$2" 2>/dev/null | wc -l || true)
+            n=$(find "$1" -name "$2" ! -name ".tmp-*" 2>/dev/null | wc -l || true)
             ((n >= $3)) && break
             sleep 0.025
         done
@@ -117,7 +117,8 @@ resume)
     kill_rank_when "$work/cache-killed/index" '*.json' 1 "$work/killed1.log"
     # 2. Killed while scoring: once a few cells are published.
     kill_rank_when "$work/killed/cells" '*.json' 2 "$work/killed2.log"
-    done_cells=$(find "$work/killed/cells" -name '*.json' | wc -l)
+    # Temporary files of the killed run are not finished cells.
+    done_cells=$(find "$work/killed/cells" -name '*.json' ! -name '.tmp-*' | wc -l)
     ((done_cells < 14)) || fail "every cell finished before the kill; nothing to resume"
     run_ranks 2 "$work/resumed.log" "$quickstart" --out "$work/killed" --cache "$work/cache-killed" ||
         { cat "$work/resumed.log"; fail "resumed run failed"; }

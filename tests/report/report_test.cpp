@@ -93,8 +93,8 @@ TEST(Table, MeanRowAveragesClassesWithinEachSeedFirst) {
 TEST(Table, FailedSeedIsLeftOutAndCounted) {
     auto failed = record("screw", 1, 0.0);
     failed.status = "failed";
-    const auto tables = build_tables({record("bottle", 0, 0.6), record("bottle", 1, 0.8),
-                                      record("screw", 0, 0.9), failed});
+    const auto tables = build_tables(
+        {record("bottle", 0, 0.6), record("bottle", 1, 0.8), record("screw", 0, 0.9), failed});
     const auto& rows = tables[0].rows;
     EXPECT_EQ(rows[1].seeds_ok, 1);
     EXPECT_EQ(rows[1].seeds_failed, 1);
@@ -108,14 +108,15 @@ TEST(Table, FailedSeedIsLeftOutAndCounted) {
 }
 
 TEST(Table, PercentWithOneDecimal) {
-    const std::string md = tables_markdown({record("bottle", 0, 0.6), record("bottle", 1, 0.8)}, {});
+    const std::string md =
+        tables_markdown({record("bottle", 0, 0.6), record("bottle", 1, 0.8)}, {});
     EXPECT_NE(md.find("| bottle | 70.0 ± 10.0 | 50.0 ± 0.0 |"), std::string::npos) << md;
     EXPECT_EQ(md.find("random weights"), std::string::npos);
 }
 
 TEST(Table, ShotsSortNumerically) {
-    const auto tables = build_tables({record("bottle", 0, 0.5, 10), record("bottle", 0, 0.5, 2),
-                                      record("bottle", 0, 0.5, 0)});
+    const auto tables = build_tables(
+        {record("bottle", 0, 0.5, 10), record("bottle", 0, 0.5, 2), record("bottle", 0, 0.5, 0)});
     ASSERT_EQ(tables.size(), 3u);
     EXPECT_EQ(tables[0].k, 0);
     EXPECT_EQ(tables[1].k, 2);
