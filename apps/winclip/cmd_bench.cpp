@@ -5,6 +5,9 @@
 // against a float32 GEMM of the same shape class timed in the same run with
 // the same threads, so the ratio says how close the forward pass gets to what
 // the BLAS can do on this machine, whatever the machine.
+#include <fmt/format.h>
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,9 +16,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
-#include <torch/torch.h>
 
 #include "apps/winclip/command.h"
 #include "clip/model.h"
@@ -30,12 +30,12 @@ namespace winclip::cli {
 namespace {
 
 struct BenchOptions {
-    int threads = 0;                                // intra-op threads; 0 = cores available
-    std::string dtype = "float32";                  // float32 or bfloat16 matrix products
-    int repeat = 3;                                 // timed runs per figure (after one warm-up)
+    int threads = 0;                                 // intra-op threads; 0 = cores available
+    std::string dtype = "float32";                   // float32 or bfloat16 matrix products
+    int repeat = 3;                                  // timed runs per figure (after one warm-up)
     std::string model_config = "ViT-B-16-plus-240";  // shipped backbone name or JSON path
-    std::string prompt_set = "paper";               // prompt ensemble for the text timing
-    std::string class_name = "bottle";              // class the prompts are built for
+    std::string prompt_set = "paper";                // prompt ensemble for the text timing
+    std::string class_name = "bottle";               // class the prompts are built for
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -100,8 +100,10 @@ torch::Tensor window_indices(int64_t grid, int64_t k) {
 }
 
 int run_bench(const BenchOptions& opts) {
-    if (opts.repeat < 1) throw ConfigError(fmt::format("--repeat must be >= 1, got {}", opts.repeat));
-    if (opts.threads < 0) throw ConfigError(fmt::format("--threads must be >= 0, got {}", opts.threads));
+    if (opts.repeat < 1)
+        throw ConfigError(fmt::format("--repeat must be >= 1, got {}", opts.repeat));
+    if (opts.threads < 0)
+        throw ConfigError(fmt::format("--threads must be >= 0, got {}", opts.threads));
     torch::ScalarType dtype;
     if (opts.dtype == "float32") {
         dtype = torch::kFloat;
@@ -171,16 +173,17 @@ int run_bench(const BenchOptions& opts) {
     prompts.insert(prompts.end(), ensemble.anomalous.begin(), ensemble.anomalous.end());
     const clip::Tokenizer tokenizer;
     const Int64Array ids_array = tokenizer.tokenize(prompts, config.text.context_length);
-    const torch::Tensor ids =
-        torch::from_blob(const_cast<int64_t*>(ids_array.values.data()), ids_array.shape, torch::kLong)
-            .clone();
+    const torch::Tensor ids = torch::from_blob(const_cast<int64_t*>(ids_array.values.data()),
+                                               ids_array.shape, torch::kLong)
+                                  .clone();
     const int64_t longest = ids.argmax(/*dim=*/1).max().item<int64_t>() + 1;
     torch::Tensor truncated_out, full_out;
-    const double text_short_s =
-        median_seconds(opts.repeat, [&] { truncated_out = model.encode_text(ids, /*truncate=*/true); });
+    const double text_short_s = median_seconds(
+        opts.repeat, [&] { truncated_out = model.encode_text(ids, /*truncate=*/true); });
     const double text_full_s =
         median_seconds(opts.repeat, [&] { full_out = model.encode_text(ids, /*truncate=*/false); });
-    const double text_diff = ((truncated_out - full_out).abs().max() / full_out.abs().max()).item<double>();
+    const double text_diff =
+        ((truncated_out - full_out).abs().max() / full_out.abs().max()).item<double>();
     const int64_t peak_end = peak_rss_bytes();
     const std::string load_after = load_average();
 
@@ -191,32 +194,41 @@ int run_bench(const BenchOptions& opts) {
         (8.0 * K * K + 4.0 * double(K) * double(N));  // qkv, out-proj, MLP of every block
     const double image_rate = flops.total() / image_s / 1e9;
     const double ratio_block = ratio_all * block_linear / flops.total();
-    std::printf("%s", fmt::format(
-        "winclip bench: {} (random weights), {} products, {} thread{}, median of {} run{}\n"
-        "(each image run follows its own GEMM timing; ratios are medians of per-run ratios)\n"
-        "load average before: {}; after: {}\n\n",
-        config_path, opts.dtype, threads, threads == 1 ? "" : "s", opts.repeat,
-        opts.repeat == 1 ? "" : "s", load_before, load_after).c_str());
-    std::printf("%s", fmt::format("{:<52} {:>10} {:>14}\n", "measurement", "seconds", "GFLOP/s").c_str());
+    std::printf(
+        "%s",
+        fmt::format(
+            "winclip bench: {} (random weights), {} products, {} thread{}, median of {} run{}\n"
+            "(each image run follows its own GEMM timing; ratios are medians of per-run ratios)\n"
+            "load average before: {}; after: {}\n\n",
+            config_path, opts.dtype, threads, threads == 1 ? "" : "s", opts.repeat,
+            opts.repeat == 1 ? "" : "s", load_before, load_after)
+            .c_str());
+    std::printf("%s",
+                fmt::format("{:<52} {:>10} {:>14}\n", "measurement", "seconds", "GFLOP/s").c_str());
     std::printf("%s", fmt::format("{:<52} {:>10.4f} {:>14.1f}\n",
                                   fmt::format("float32 GEMM [{} x {}] x [{} x {}]", M, K, K, N),
-                                  gemm_s, gemm_rate).c_str());
+                                  gemm_s, gemm_rate)
+                          .c_str());
     if (gemm_bf16_s > 0) {
         std::printf("%s", fmt::format("{:<52} {:>10.4f} {:>14.1f}\n", "bfloat16 GEMM, same shape",
-                                      gemm_bf16_s, gemm_flops / gemm_bf16_s / 1e9).c_str());
+                                      gemm_bf16_s, gemm_flops / gemm_bf16_s / 1e9)
+                              .c_str());
     }
     std::printf("%s", fmt::format("{:<52} {:>10.4f} {:>14.1f}\n",
                                   fmt::format("image encoder, 1 image + {} windows",
                                               windows[0].size(1) + windows[1].size(1)),
-                                  image_s, image_rate).c_str());
+                                  image_s, image_rate)
+                          .c_str());
     std::printf("%s", fmt::format("{:<52} {:>10.4f} {:>14}\n",
                                   fmt::format("text encoder, {} prompts, up to token {}",
                                               prompts.size(), longest),
-                                  text_short_s, "").c_str());
+                                  text_short_s, "")
+                          .c_str());
     std::printf("%s", fmt::format("{:<52} {:>10.4f} {:>14}\n",
                                   fmt::format("text encoder, {} prompts, full {} tokens",
                                               prompts.size(), config.text.context_length),
-                                  text_full_s, "").c_str());
+                                  text_full_s, "")
+                          .c_str());
     std::printf("\n");
     std::printf("%s", fmt::format("{:<52} {:>14}\n", "figure", "value").c_str());
     auto row = [](const std::string& name, const std::string& value) {
@@ -229,7 +241,8 @@ int run_bench(const BenchOptions& opts) {
     row("tokens/s", fmt::format("{:.0f}", double(flops.tokens) / image_s));
     row("ratio to float32 GEMM, all FLOP", fmt::format("{:.3f}", ratio_all));
     row("ratio to float32 GEMM, block linear FLOP only", fmt::format("{:.3f}", ratio_block));
-    row("text speed-up, truncated vs full length", fmt::format("{:.2f}x", text_full_s / text_short_s));
+    row("text speed-up, truncated vs full length",
+        fmt::format("{:.2f}x", text_full_s / text_short_s));
     row("text truncated vs full, max rel. difference", fmt::format("{:.1e}", text_diff));
     row("peak RSS after the image encoder (MiB)", fmt::format("{:.0f}", peak_image / 1048576.0));
     row("peak RSS at the end (MiB)", fmt::format("{:.0f}", peak_end / 1048576.0));

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 #include <map>
+#include <new>
 #include <memory>
 
 #include "apps/winclip/command.h"
@@ -50,6 +51,13 @@ int main(int argc, char** argv) {
     } catch (const Error& e) {
         std::fprintf(stderr, "winclip: error: %s\n", e.what());
         return 2;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "winclip: error: out of memory\n");
+        return 3;
+    } catch (const std::exception& e) {
+        // Not a typed input error: a bug or a library failure we did not foresee.
+        std::fprintf(stderr, "winclip: internal error: %s\n", e.what());
+        return 3;
     }
     return 1;
 }

@@ -29,7 +29,7 @@ struct Layout {
     int64_t width;
     int64_t head_width;
     int64_t heads;
-    float* out;          // [T, width]
+    float* out;  // [T, width]
 };
 
 // exp(x) for x <= 0 (scores minus their row maximum), written so the compiler
@@ -125,8 +125,8 @@ torch::Tensor packed_attention(const torch::Tensor& qkv, const std::vector<Seque
     WINCLIP_CHECK(qkv.size(1) % (3 * heads) == 0);
     const int64_t width = qkv.size(1) / 3;
     torch::Tensor out = torch::zeros({qkv.size(0), width}, qkv.options());
-    const Layout layout{qkv.data_ptr<float>(), qkv.size(1), width, width / heads, heads,
-                        out.data_ptr<float>()};
+    const Layout layout{qkv.data_ptr<float>(), qkv.size(1), width,
+                        width / heads,         heads,       out.data_ptr<float>()};
     const float scale = 1.0f / std::sqrt(static_cast<float>(layout.head_width));
 
     // Tasks are (group, sequence, head), numbered group by group. Their cost
@@ -153,14 +153,16 @@ torch::Tensor packed_attention(const torch::Tensor& qkv, const std::vector<Seque
                 const SequenceGroup& g = groups[gi];
                 const double per = double(g.length) * double(g.length + 8);
                 const int64_t k = static_cast<int64_t>((c - cost_before[gi]) / per);
-                return std::min(first_task[gi] + k, gi + 1 < groups.size() ? first_task[gi + 1] : tasks);
+                return std::min(first_task[gi] + k,
+                                gi + 1 < groups.size() ? first_task[gi + 1] : tasks);
             }
         }
         return 0;
     };
     const int64_t pieces = std::min<int64_t>(tasks, 4 * std::max(1, at::get_num_threads()));
     at::parallel_for(0, pieces, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> scratch(static_cast<size_t>(layout.head_width * max_length + max_length));
+        std::vector<float> scratch(
+            static_cast<size_t>(layout.head_width * max_length + max_length));
         for (int64_t piece = begin; piece < end; ++piece) {
             const int64_t t0 = task_at_cost(total_cost * double(piece) / double(pieces));
             const int64_t t1 = piece + 1 == pieces
@@ -171,8 +173,9 @@ torch::Tensor packed_attention(const torch::Tensor& qkv, const std::vector<Seque
                 while (gi + 1 < groups.size() && t >= first_task[gi + 1]) ++gi;
                 const SequenceGroup& g = groups[gi];
                 const int64_t local = t - first_task[gi];
-                attend(layout, g.offset + (local / heads) * g.length, g.length, local % heads, scale,
-                       causal, scratch.data(), scratch.data() + layout.head_width * max_length);
+                attend(layout, g.offset + (local / heads) * g.length, g.length, local % heads,
+                       scale, causal, scratch.data(),
+                       scratch.data() + layout.head_width * max_length);
             }
         }
     });

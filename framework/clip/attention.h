@@ -2,10 +2,10 @@
 // behind ClipModel's packed forward pass. Internal to the clip module.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <torch/torch.h>
 
 namespace winclip::clip::detail {
 

@@ -1,16 +1,15 @@
 #include "clip/checkpoint.h"
 
+#include <fmt/format.h>
 #include <zlib.h>
 
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "core/array.h"
 #include "core/error.h"
@@ -18,7 +17,6 @@
 
 namespace winclip::clip {
 namespace {
-
 
 uint64_t read_le(const uint8_t* p, int bytes) {
     uint64_t v = 0;
@@ -30,7 +28,7 @@ uint64_t read_le(const uint8_t* p, int bytes) {
 // A file read by offset, with every read bounds-checked.
 
 class RandomAccessFile {
-public:
+  public:
     explicit RandomAccessFile(const std::string& path) : path_(path) {
         in_.open(path, std::ios::binary);
         if (!in_) throw IoError(fmt::format("cannot open checkpoint {}", path));
@@ -42,9 +40,10 @@ public:
 
     void read(uint64_t offset, void* dst, uint64_t bytes, const std::string& what) {
         if (offset > size_ || bytes > size_ - offset) {
-            throw ModelError(fmt::format("checkpoint {} is truncated: {} needs bytes {}..{} but the "
-                                         "file has {}",
-                                         path_, what, offset, offset + bytes, size_));
+            throw ModelError(
+                fmt::format("checkpoint {} is truncated: {} needs bytes {}..{} but the "
+                            "file has {}",
+                            path_, what, offset, offset + bytes, size_));
         }
         in_.seekg(static_cast<std::streamoff>(offset));
         in_.read(static_cast<char*>(dst), static_cast<std::streamsize>(bytes));
@@ -56,7 +55,7 @@ public:
         return out;
     }
 
-private:
+  private:
     std::string path_;
     std::ifstream in_;
     uint64_t size_ = 0;
@@ -74,7 +73,7 @@ struct ZipEntry {
 };
 
 class ZipArchive {
-public:
+  public:
     explicit ZipArchive(RandomAccessFile& file) : file_(file) { read_directory(); }
 
     const std::map<std::string, ZipEntry>& entries() const { return entries_; }
@@ -111,11 +110,12 @@ public:
         return out;
     }
 
-private:
+  private:
     [[noreturn]] void bad(const std::string& what) const {
-        throw ModelError(fmt::format("checkpoint {} is not a readable zip archive ({}); the file "
-                                     "may be truncated",
-                                     file_.path(), what));
+        throw ModelError(
+            fmt::format("checkpoint {} is not a readable zip archive ({}); the file "
+                        "may be truncated",
+                        file_.path(), what));
     }
 
     void read_directory() {
@@ -193,13 +193,14 @@ private:
                 x += 4 + len;
             }
             if (flags & 0x1) {
-                throw ModelError(fmt::format("checkpoint {}: zip entry {} is encrypted",
-                                             file_.path(), name));
+                throw ModelError(
+                    fmt::format("checkpoint {}: zip entry {} is encrypted", file_.path(), name));
             }
             if (method != 0 || compressed != e.size) {
-                throw ModelError(fmt::format("checkpoint {}: zip entry {} is compressed (method {}); "
-                                             "torch.save writes entries uncompressed",
-                                             file_.path(), name, method));
+                throw ModelError(
+                    fmt::format("checkpoint {}: zip entry {} is compressed (method {}); "
+                                "torch.save writes entries uncompressed",
+                                file_.path(), name, method));
             }
             entries_[name] = e;
             pos += 46 + name_len + extra_len + comment_len;
@@ -217,14 +218,26 @@ struct Value;
 using ValuePtr = std::shared_ptr<Value>;
 
 struct Value {
-    enum class Kind { kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kStorage, kTensor };
+    enum class Kind {
+        kNone,
+        kBool,
+        kInt,
+        kFloat,
+        kString,
+        kTuple,
+        kList,
+        kDict,
+        kGlobal,
+        kStorage,
+        kTensor
+    };
     Kind kind = Kind::kNone;
-    int64_t integer = 0;  // kBool, kInt
-    double real = 0;      // kFloat
-    std::string text;     // kString; kGlobal as "module.name"; kStorage its key
-    std::vector<ValuePtr> items;                          // kTuple, kList
-    std::vector<std::pair<ValuePtr, ValuePtr>> entries;   // kDict, in insertion order
-    torch::Tensor tensor;                                 // kStorage (1-D), kTensor
+    int64_t integer = 0;          // kBool, kInt
+    double real = 0;              // kFloat
+    std::string text;             // kString; kGlobal as "module.name"; kStorage its key
+    std::vector<ValuePtr> items;  // kTuple, kList
+    std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // kDict, in insertion order
+    torch::Tensor tensor;                                // kStorage (1-D), kTensor
 };
 
 ValuePtr make(Value::Kind kind) {
@@ -235,17 +248,28 @@ ValuePtr make(Value::Kind kind) {
 
 const char* kind_name(Value::Kind k) {
     switch (k) {
-        case Value::Kind::kNone: return "None";
-        case Value::Kind::kBool: return "bool";
-        case Value::Kind::kInt: return "int";
-        case Value::Kind::kFloat: return "float";
-        case Value::Kind::kString: return "str";
-        case Value::Kind::kTuple: return "tuple";
-        case Value::Kind::kList: return "list";
-        case Value::Kind::kDict: return "dict";
-        case Value::Kind::kGlobal: return "global";
-        case Value::Kind::kStorage: return "storage";
-        case Value::Kind::kTensor: return "tensor";
+        case Value::Kind::kNone:
+            return "None";
+        case Value::Kind::kBool:
+            return "bool";
+        case Value::Kind::kInt:
+            return "int";
+        case Value::Kind::kFloat:
+            return "float";
+        case Value::Kind::kString:
+            return "str";
+        case Value::Kind::kTuple:
+            return "tuple";
+        case Value::Kind::kList:
+            return "list";
+        case Value::Kind::kDict:
+            return "dict";
+        case Value::Kind::kGlobal:
+            return "global";
+        case Value::Kind::kStorage:
+            return "storage";
+        case Value::Kind::kTensor:
+            return "tensor";
     }
     return "?";
 }
@@ -253,11 +277,11 @@ const char* kind_name(Value::Kind k) {
 // Storage classes torch.save names, and the dtype each holds. Only plain data.
 const std::unordered_map<std::string, torch::ScalarType>& storage_types() {
     static const std::unordered_map<std::string, torch::ScalarType> t = {
-        {"torch.HalfStorage", torch::kHalf},     {"torch.BFloat16Storage", torch::kBFloat16},
-        {"torch.FloatStorage", torch::kFloat},   {"torch.DoubleStorage", torch::kDouble},
-        {"torch.LongStorage", torch::kLong},     {"torch.IntStorage", torch::kInt},
-        {"torch.ShortStorage", torch::kShort},   {"torch.CharStorage", torch::kChar},
-        {"torch.ByteStorage", torch::kByte},     {"torch.BoolStorage", torch::kBool}};
+        {"torch.HalfStorage", torch::kHalf},   {"torch.BFloat16Storage", torch::kBFloat16},
+        {"torch.FloatStorage", torch::kFloat}, {"torch.DoubleStorage", torch::kDouble},
+        {"torch.LongStorage", torch::kLong},   {"torch.IntStorage", torch::kInt},
+        {"torch.ShortStorage", torch::kShort}, {"torch.CharStorage", torch::kChar},
+        {"torch.ByteStorage", torch::kByte},   {"torch.BoolStorage", torch::kBool}};
     return t;
 }
 
@@ -267,14 +291,14 @@ bool is_allowed_global(const std::string& name) {
 }
 
 class Unpickler {
-public:
+  public:
     Unpickler(const std::vector<uint8_t>& data, ZipArchive& zip, std::string prefix,
               std::string origin)
         : data_(data), zip_(zip), prefix_(std::move(prefix)), origin_(std::move(origin)) {}
 
     ValuePtr run();
 
-private:
+  private:
     [[noreturn]] void fail(const std::string& what) const {
         throw ModelError(fmt::format("checkpoint {}: {} (pickle byte {})", origin_, what, op_pos_));
     }
@@ -327,10 +351,11 @@ private:
         const std::string full = module + "." + name;
         // Loading runs no code from the file: only these names may appear.
         if (!is_allowed_global(full)) {
-            fail(fmt::format("the pickle refers to {}, which is not allowed in a state dict "
-                             "(only collections.OrderedDict, torch storages and tensor rebuild "
-                             "functions are)",
-                             full));
+            fail(
+                fmt::format("the pickle refers to {}, which is not allowed in a state dict "
+                            "(only collections.OrderedDict, torch storages and tensor rebuild "
+                            "functions are)",
+                            full));
         }
         auto v = make(Value::Kind::kGlobal);
         v->text = full;
@@ -382,7 +407,8 @@ private:
 ValuePtr Unpickler::load_storage(const ValuePtr& pid) {
     if (pid->kind != Value::Kind::kTuple || pid->items.size() != 5 ||
         pid->items[0]->kind != Value::Kind::kString || pid->items[0]->text != "storage" ||
-        pid->items[1]->kind != Value::Kind::kGlobal || pid->items[2]->kind != Value::Kind::kString) {
+        pid->items[1]->kind != Value::Kind::kGlobal ||
+        pid->items[2]->kind != Value::Kind::kString) {
         fail("unsupported persistent id (expected ('storage', type, key, location, numel))");
     }
     const std::string& key = pid->items[2]->text;
@@ -429,9 +455,10 @@ ValuePtr Unpickler::rebuild_tensor(const ValuePtr& args) {
         last += (size[d] - 1) * stride[d];
     }
     if (offset < 0 || (!empty && last >= storage.numel())) {
-        fail(fmt::format("tensor view {} with stride {} at offset {} exceeds its storage of {} "
-                         "elements",
-                         shape_string(size), shape_string(stride), offset, storage.numel()));
+        fail(
+            fmt::format("tensor view {} with stride {} at offset {} exceeds its storage of {} "
+                        "elements",
+                        shape_string(size), shape_string(stride), offset, storage.numel()));
     }
     auto v = make(Value::Kind::kTensor);
     v->tensor = empty ? torch::empty(size, storage.options())
@@ -477,8 +504,10 @@ ValuePtr Unpickler::run() {
                 if (proto > 5) fail(fmt::format("pickle protocol {} is not supported", proto));
                 break;
             }
-            case 0x95: take(8); break;  // FRAME: a framing hint only
-            case 'c': {                 // GLOBAL
+            case 0x95:
+                take(8);
+                break;   // FRAME: a framing hint only
+            case 'c': {  // GLOBAL
                 const std::string module = take_line();
                 const std::string name = take_line();
                 push_global(module, name);
@@ -493,8 +522,10 @@ ValuePtr Unpickler::run() {
                 push_global(module->text, name->text);
                 break;
             }
-            case 'Q': push(load_storage(pop())); break;  // BINPERSID
-            case 'R': {                                  // REDUCE
+            case 'Q':
+                push(load_storage(pop()));
+                break;   // BINPERSID
+            case 'R': {  // REDUCE
                 ValuePtr args = pop();
                 ValuePtr callable = pop();
                 push(reduce(callable, args));
@@ -507,14 +538,18 @@ ValuePtr Unpickler::run() {
                 }
                 break;
             }
-            case '(': marks_.push_back(stack_.size()); break;  // MARK
-            case 't': {                                        // TUPLE
+            case '(':
+                marks_.push_back(stack_.size());
+                break;   // MARK
+            case 't': {  // TUPLE
                 auto v = make(Value::Kind::kTuple);
                 v->items = pop_to_mark();
                 push(v);
                 break;
             }
-            case ')': push(make(Value::Kind::kTuple)); break;  // EMPTY_TUPLE
+            case ')':
+                push(make(Value::Kind::kTuple));
+                break;  // EMPTY_TUPLE
             case 0x85:
             case 0x86:
             case 0x87: {  // TUPLE1, TUPLE2, TUPLE3
@@ -524,19 +559,24 @@ ValuePtr Unpickler::run() {
                 push(v);
                 break;
             }
-            case ']': push(make(Value::Kind::kList)); break;  // EMPTY_LIST
-            case 'l': {                                       // LIST
+            case ']':
+                push(make(Value::Kind::kList));
+                break;   // EMPTY_LIST
+            case 'l': {  // LIST
                 auto v = make(Value::Kind::kList);
                 v->items = pop_to_mark();
                 push(v);
                 break;
             }
-            case '}': push(make(Value::Kind::kDict)); break;  // EMPTY_DICT
-            case 'd': {                                       // DICT
+            case '}':
+                push(make(Value::Kind::kDict));
+                break;   // EMPTY_DICT
+            case 'd': {  // DICT
                 auto items = pop_to_mark();
                 if (items.size() % 2) fail("DICT with an odd number of items");
                 auto v = make(Value::Kind::kDict);
-                for (size_t i = 0; i < items.size(); i += 2) v->entries.emplace_back(items[i], items[i + 1]);
+                for (size_t i = 0; i < items.size(); i += 2)
+                    v->entries.emplace_back(items[i], items[i + 1]);
                 push(v);
                 break;
             }
@@ -564,10 +604,16 @@ ValuePtr Unpickler::run() {
                 for (size_t i = 0; i < items.size(); i += 2) d.emplace_back(items[i], items[i + 1]);
                 break;
             }
-            case 'J': push_int(static_cast<int32_t>(read_le(take(4), 4))); break;  // BININT
-            case 'K': push_int(*take(1)); break;                                  // BININT1
-            case 'M': push_int(static_cast<int64_t>(read_le(take(2), 2))); break;  // BININT2
-            case 0x8a: {                                                          // LONG1
+            case 'J':
+                push_int(static_cast<int32_t>(read_le(take(4), 4)));
+                break;  // BININT
+            case 'K':
+                push_int(*take(1));
+                break;  // BININT1
+            case 'M':
+                push_int(static_cast<int64_t>(read_le(take(2), 2)));
+                break;    // BININT2
+            case 0x8a: {  // LONG1
                 const uint8_t n = *take(1);
                 if (n > 8) fail("integer wider than 64 bits");
                 const uint8_t* p = take(n);
@@ -607,10 +653,16 @@ ValuePtr Unpickler::run() {
                 push(v);
                 break;
             }
-            case 'N': push(make(Value::Kind::kNone)); break;  // NONE
-            case 'q': memo_[*take(1)] = top(); break;        // BINPUT
-            case 'r': memo_[read_le(take(4), 4)] = top(); break;  // LONG_BINPUT
-            case 0x94: {                                         // MEMOIZE
+            case 'N':
+                push(make(Value::Kind::kNone));
+                break;  // NONE
+            case 'q':
+                memo_[*take(1)] = top();
+                break;  // BINPUT
+            case 'r':
+                memo_[read_le(take(4), 4)] = top();
+                break;    // LONG_BINPUT
+            case 0x94: {  // MEMOIZE
                 const uint64_t index = memo_.size();
                 memo_[index] = top();
                 break;
@@ -623,16 +675,22 @@ ValuePtr Unpickler::run() {
                 push(it->second);
                 break;
             }
-            case '0': pop(); break;           // POP
-            case '1': pop_to_mark(); break;   // POP_MARK
-            case '.': {                       // STOP
-                if (stack_.size() != 1 || !marks_.empty()) fail("the pickle stack is not one value at STOP");
+            case '0':
+                pop();
+                break;  // POP
+            case '1':
+                pop_to_mark();
+                break;   // POP_MARK
+            case '.': {  // STOP
+                if (stack_.size() != 1 || !marks_.empty())
+                    fail("the pickle stack is not one value at STOP");
                 return stack_.back();
             }
             default:
-                fail(fmt::format("unsupported pickle opcode 0x{:02x}; a torch.save state dict "
-                                 "does not use it",
-                                 op));
+                fail(
+                    fmt::format("unsupported pickle opcode 0x{:02x}; a torch.save state dict "
+                                "does not use it",
+                                op));
         }
     }
 }
@@ -681,17 +739,19 @@ StateDict load_torch_zip(RandomAccessFile& file) {
         }
     }
     if (pickle_entry.empty()) {
-        throw ModelError(fmt::format("checkpoint {} is a zip archive without <archive>/data.pkl; "
-                                     "not a torch.save file",
-                                     file.path()));
+        throw ModelError(
+            fmt::format("checkpoint {} is a zip archive without <archive>/data.pkl; "
+                        "not a torch.save file",
+                        file.path()));
     }
     const std::string prefix = pickle_entry.substr(0, pickle_entry.size() - 8);
     if (zip.contains(prefix + "byteorder")) {
         const auto order = zip.read_entry(prefix + "byteorder");
         if (std::string(order.begin(), order.end()) != "little") {
-            throw ModelError(fmt::format("checkpoint {} stores big-endian tensors; only little "
-                                         "endian is supported",
-                                         file.path()));
+            throw ModelError(
+                fmt::format("checkpoint {} stores big-endian tensors; only little "
+                            "endian is supported",
+                            file.path()));
         }
     }
     const std::vector<uint8_t> pickle = zip.read_entry(pickle_entry);
@@ -705,44 +765,50 @@ StateDict load_safetensors(RandomAccessFile& file) {
     file.read(0, len_bytes, 8, "safetensors header length");
     const uint64_t header_len = read_le(len_bytes, 8);
     if (header_len > file.size() - 8 || header_len > (uint64_t{100} << 20)) {
-        throw ModelError(fmt::format("checkpoint {}: safetensors header of {} bytes does not fit "
-                                     "the {}-byte file (truncated?)",
-                                     path, header_len, file.size()));
+        throw ModelError(
+            fmt::format("checkpoint {}: safetensors header of {} bytes does not fit "
+                        "the {}-byte file (truncated?)",
+                        path, header_len, file.size()));
     }
     const auto header_bytes = file.read(8, header_len, "safetensors header");
     nlohmann::json header;
     try {
         header = nlohmann::json::parse(header_bytes.begin(), header_bytes.end());
     } catch (const nlohmann::json::exception& e) {
-        throw ModelError(fmt::format("checkpoint {}: safetensors header is not JSON: {}", path,
-                                     e.what()));
+        throw ModelError(
+            fmt::format("checkpoint {}: safetensors header is not JSON: {}", path, e.what()));
     }
     if (!header.is_object()) {
-        throw ModelError(fmt::format("checkpoint {}: safetensors header is not a JSON object", path));
+        throw ModelError(
+            fmt::format("checkpoint {}: safetensors header is not a JSON object", path));
     }
     static const std::unordered_map<std::string, torch::ScalarType> kTypes = {
-        {"F16", torch::kHalf}, {"BF16", torch::kBFloat16}, {"F32", torch::kFloat},
-        {"F64", torch::kDouble}, {"I64", torch::kLong}, {"I32", torch::kInt},
-        {"I16", torch::kShort}, {"I8", torch::kChar}, {"U8", torch::kByte}, {"BOOL", torch::kBool}};
+        {"F16", torch::kHalf},   {"BF16", torch::kBFloat16}, {"F32", torch::kFloat},
+        {"F64", torch::kDouble}, {"I64", torch::kLong},      {"I32", torch::kInt},
+        {"I16", torch::kShort},  {"I8", torch::kChar},       {"U8", torch::kByte},
+        {"BOOL", torch::kBool}};
     const uint64_t data_start = 8 + header_len;
     const uint64_t data_size = file.size() - data_start;
     StateDict out;
     for (const auto& [key, info] : header.items()) {
         if (key == "__metadata__") continue;
         auto bad = [&](const std::string& why) {
-            return ModelError(fmt::format("checkpoint {}: safetensors entry {}: {}", path, key, why));
+            return ModelError(
+                fmt::format("checkpoint {}: safetensors entry {}: {}", path, key, why));
         };
         if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") ||
             !info.contains("data_offsets")) {
             throw bad("needs dtype, shape and data_offsets");
         }
-        const auto type_it = info["dtype"].is_string() ? kTypes.find(info["dtype"].get<std::string>())
-                                                       : kTypes.end();
+        const auto type_it = info["dtype"].is_string()
+                                 ? kTypes.find(info["dtype"].get<std::string>())
+                                 : kTypes.end();
         if (type_it == kTypes.end()) throw bad("unsupported dtype " + info["dtype"].dump());
         std::vector<int64_t> shape;
         int64_t numel = 1;
         for (const auto& d : info["shape"]) {
-            if (!d.is_number_integer() || d.get<int64_t>() < 0) throw bad("bad shape " + info["shape"].dump());
+            if (!d.is_number_integer() || d.get<int64_t>() < 0)
+                throw bad("bad shape " + info["shape"].dump());
             shape.push_back(d.get<int64_t>());
             numel *= shape.back();
         }
@@ -758,9 +824,10 @@ StateDict load_safetensors(RandomAccessFile& file) {
                                   info["dtype"].get<std::string>()));
         }
         if (end > data_size) {
-            throw bad(fmt::format("data ends at byte {} past the {} data bytes in the file "
-                                  "(truncated?)",
-                                  end, data_size));
+            throw bad(
+                fmt::format("data ends at byte {} past the {} data bytes in the file "
+                            "(truncated?)",
+                            end, data_size));
         }
         torch::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(type_it->second));
         file.read(data_start + begin, t.data_ptr(), bytes, "tensor " + key);
@@ -788,8 +855,8 @@ StateDict load_state_dict(const std::string& path) {
     RandomAccessFile file(path);
     uint8_t magic[9] = {0};
     if (file.size() < 9) {
-        throw ModelError(fmt::format("checkpoint {} has only {} bytes; not a checkpoint", path,
-                                     file.size()));
+        throw ModelError(
+            fmt::format("checkpoint {} has only {} bytes; not a checkpoint", path, file.size()));
     }
     file.read(0, magic, 9, "file signature");
     StateDict state;
@@ -803,9 +870,10 @@ StateDict load_state_dict(const std::string& path) {
     } else if (magic[8] == '{') {
         state = load_safetensors(file);
     } else {
-        throw ModelError(fmt::format("checkpoint {} is neither a torch.save zip archive nor a "
-                                     "safetensors file",
-                                     path));
+        throw ModelError(
+            fmt::format("checkpoint {} is neither a torch.save zip archive nor a "
+                        "safetensors file",
+                        path));
     }
     return strip_module_prefix(std::move(state));
 }
@@ -818,7 +886,8 @@ std::string state_dict_sha256(const StateDict& state) {
         hash.update(&nul, 1);
         for (int64_t d : tensor.sizes()) {
             uint8_t le[8];
-            for (int i = 0; i < 8; ++i) le[i] = static_cast<uint8_t>(static_cast<uint64_t>(d) >> (8 * i));
+            for (int i = 0; i < 8; ++i)
+                le[i] = static_cast<uint8_t>(static_cast<uint64_t>(d) >> (8 * i));
             hash.update(le, 8);
         }
         const torch::Tensor f = tensor.to(torch::kFloat).contiguous();

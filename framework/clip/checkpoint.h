@@ -7,10 +7,10 @@
 // "module." prefix present on every key is removed.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <map>
 #include <string>
-
-#include <torch/torch.h>
 
 namespace winclip::clip {
 

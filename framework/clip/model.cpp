@@ -1,13 +1,12 @@
 #include "clip/model.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <mutex>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "clip/attention.h"
 #include "core/array.h"
@@ -29,8 +28,8 @@ struct Block {
     Tensor in_proj_weight, in_proj_bias;    // [3w, w], [3w]: q | k | v
     Tensor out_proj_weight, out_proj_bias;  // [w, w], [w]
     Tensor ln_2_weight, ln_2_bias;
-    Tensor c_fc_weight, c_fc_bias;          // [mlp, w], [mlp]
-    Tensor c_proj_weight, c_proj_bias;      // [w, mlp], [w]
+    Tensor c_fc_weight, c_fc_bias;      // [mlp, w], [mlp]
+    Tensor c_proj_weight, c_proj_bias;  // [w, mlp], [w]
     // The four matrices above in the compute dtype (aliases when float32).
     Tensor in_proj_c, out_proj_c, c_fc_c, c_proj_c;
 };
@@ -49,19 +48,19 @@ struct ClipModel::Impl {
     torch::ScalarType dtype = torch::kFloat;
 
     // Vision tower.
-    Tensor conv1_weight;          // [w, 3, p, p], no bias
-    Tensor class_embedding;       // [w]
-    Tensor visual_positional;     // [1 + G*G, w]
+    Tensor conv1_weight;       // [w, 3, p, p], no bias
+    Tensor class_embedding;    // [w]
+    Tensor visual_positional;  // [1 + G*G, w]
     Tensor ln_pre_weight, ln_pre_bias, ln_post_weight, ln_post_bias;
-    Tensor visual_proj;           // [w, D]
+    Tensor visual_proj;  // [w, D]
     std::vector<Block> visual_blocks;
 
     // Text tower.
-    Tensor token_embedding;       // [vocab, tw]
-    Tensor text_positional;       // [context, tw]
+    Tensor token_embedding;  // [vocab, tw]
+    Tensor text_positional;  // [context, tw]
     Tensor ln_final_weight, ln_final_bias;
-    Tensor text_projection;       // [tw, D]
-    Tensor logit_scale;           // []
+    Tensor text_projection;  // [tw, D]
+    Tensor logit_scale;      // []
     std::vector<Block> text_blocks;
 
     mutable std::mutex hash_mutex;
@@ -199,12 +198,13 @@ ClipModel::ClipModel(const ModelConfig& config, const StateDict& state, const st
         expected.insert(s.name);
         auto it = state.find(s.name);
         if (it == state.end()) {
-            problems.push_back(fmt::format("missing tensor {} (model expects {})", s.name,
-                                           shape_string(s.shape)));
+            problems.push_back(
+                fmt::format("missing tensor {} (model expects {})", s.name, shape_string(s.shape)));
         } else if (it->second.sizes().vec() != s.shape) {
-            problems.push_back(fmt::format("tensor {} has shape {} in the checkpoint but the "
-                                           "model expects {}",
-                                           s.name, shape_of(it->second), shape_string(s.shape)));
+            problems.push_back(
+                fmt::format("tensor {} has shape {} in the checkpoint but the "
+                            "model expects {}",
+                            s.name, shape_of(it->second), shape_string(s.shape)));
         } else if (!it->second.is_floating_point()) {
             problems.push_back(fmt::format("tensor {} is {}, not floating point", s.name,
                                            c10::toString(it->second.scalar_type())));
@@ -212,25 +212,28 @@ ClipModel::ClipModel(const ModelConfig& config, const StateDict& state, const st
     }
     for (const auto& [name, tensor] : state) {
         if (!expected.count(name)) {
-            problems.push_back(fmt::format("unexpected tensor {} with shape {}", name,
-                                           shape_of(tensor)));
+            problems.push_back(
+                fmt::format("unexpected tensor {} with shape {}", name, shape_of(tensor)));
         }
     }
     if (!problems.empty()) {
-        std::string message = fmt::format("checkpoint {} does not match the model config {} "
-                                          "({} problem{}):",
-                                          origin, config.source.empty() ? "(built in)" : config.source,
-                                          problems.size(), problems.size() == 1 ? "" : "s");
+        std::string message = fmt::format(
+            "checkpoint {} does not match the model config {} "
+            "({} problem{}):",
+            origin, config.source.empty() ? "(built in)" : config.source, problems.size(),
+            problems.size() == 1 ? "" : "s");
         const size_t shown = std::min<size_t>(problems.size(), 20);
         for (size_t i = 0; i < shown; ++i) message += "\n  " + problems[i];
-        if (shown < problems.size()) message += fmt::format("\n  ... and {} more", problems.size() - shown);
+        if (shown < problems.size())
+            message += fmt::format("\n  ... and {} more", problems.size() - shown);
         throw ModelError(message);
     }
     for (Slot& s : slots) *s.tensor = state.at(s.name).to(torch::kFloat).contiguous().clone();
     impl_->prepare_compute_weights();
 }
 
-ClipModel ClipModel::load(const std::string& checkpoint_path, const std::string& model_config_path) {
+ClipModel ClipModel::load(const std::string& checkpoint_path,
+                          const std::string& model_config_path) {
     const ModelConfig config = load_model_config(model_config_path);
     StateDict state = load_state_dict(checkpoint_path);
     return ClipModel(config, state, checkpoint_path);
@@ -244,7 +247,8 @@ ClipModel ClipModel::random(const ModelConfig& config, uint64_t seed) {
     at::Generator gen = at::detail::createCPUGenerator(seed);
     for (Slot& s : impl->slots()) {
         Tensor t = torch::randn(s.shape, gen, torch::TensorOptions().dtype(torch::kFloat)) * 0.02;
-        const bool gain = s.name.size() > 7 && s.name.compare(s.name.size() - 7, 7, ".weight") == 0 &&
+        const bool gain = s.name.size() > 7 &&
+                          s.name.compare(s.name.size() - 7, 7, ".weight") == 0 &&
                           s.name.find("ln_") != std::string::npos;
         if (gain) t += 1.0;
         *s.tensor = t;
@@ -260,8 +264,8 @@ float ClipModel::logit_scale() const { return impl_->logit_scale.item<float>(); 
 
 void ClipModel::set_compute_dtype(torch::ScalarType dtype) {
     if (dtype != torch::kFloat && dtype != torch::kBFloat16) {
-        throw ConfigError(fmt::format("compute dtype must be float32 or bfloat16, got {}",
-                                      c10::toString(dtype)));
+        throw ConfigError(
+            fmt::format("compute dtype must be float32 or bfloat16, got {}", c10::toString(dtype)));
     }
     impl_->dtype = dtype;
     impl_->prepare_compute_weights();
@@ -313,7 +317,8 @@ torch::Tensor ClipModel::encode_text(const torch::Tensor& ids_in, bool truncate)
                    .view({n, length, w});
     x = (x + impl_->text_positional.narrow(0, 0, length)).reshape({n * length, w}).contiguous();
     const std::vector<SequenceGroup> groups = {{0, n, length}};
-    for (const Block& b : impl_->text_blocks) impl_->run_block(x, b, groups, t.heads, /*causal=*/true);
+    for (const Block& b : impl_->text_blocks)
+        impl_->run_block(x, b, groups, t.heads, /*causal=*/true);
 
     const Tensor rows = torch::arange(n, torch::kLong) * length + pool;
     Tensor pooled = torch::layer_norm(x.index_select(0, rows), {w}, impl_->ln_final_weight,
@@ -329,7 +334,8 @@ VisionOutput ClipModel::encode_image(const torch::Tensor& pixels_in,
     if (pixels_in.dim() != 4 || pixels_in.size(1) != 3 || pixels_in.size(2) != S ||
         pixels_in.size(3) != S || !pixels_in.is_floating_point()) {
         throw ModelError(fmt::format("pixels must be a float tensor [B, 3, {}, {}], got {} {}", S,
-                                     S, c10::toString(pixels_in.scalar_type()), shape_of(pixels_in)));
+                                     S, c10::toString(pixels_in.scalar_type()),
+                                     shape_of(pixels_in)));
     }
     const Tensor pixels = pixels_in.to(torch::kFloat).contiguous();
     const int64_t B = pixels.size(0);
@@ -337,7 +343,8 @@ VisionOutput ClipModel::encode_image(const torch::Tensor& pixels_in,
     // Patch embedding: a stride-p convolution is a product with the flattened patches.
     const Tensor patches =
         pixels.view({B, 3, G, p, G, p}).permute({0, 2, 4, 1, 3, 5}).reshape({B * GG, 3 * p * p});
-    const Tensor embedded = patches.mm(impl_->conv1_weight.view({w, 3 * p * p}).t()).view({B, GG, w});
+    const Tensor embedded =
+        patches.mm(impl_->conv1_weight.view({w, 3 * p * p}).t()).view({B, GG, w});
     const Tensor cls = (impl_->class_embedding + impl_->visual_positional[0]).view({1, 1, w});
     // [B, 1 + G*G, w]: class token then patches, positional embeddings added.
     const Tensor tokens = torch::cat(
@@ -353,13 +360,15 @@ VisionOutput ClipModel::encode_image(const torch::Tensor& pixels_in,
         const Tensor& m = windows[s];
         if (m.dim() != 2 || m.size(0) < 1 ||
             !c10::isIntegralType(m.scalar_type(), /*includeBool=*/false)) {
-            throw ConfigError(fmt::format("window set {} must be an integer tensor [k*k, n_windows], "
-                                          "got {} {}",
-                                          s, c10::toString(m.scalar_type()), shape_of(m)));
+            throw ConfigError(
+                fmt::format("window set {} must be an integer tensor [k*k, n_windows], "
+                            "got {} {}",
+                            s, c10::toString(m.scalar_type()), shape_of(m)));
         }
         const Tensor idx = m.to(torch::kLong);
         if (idx.numel() > 0 && (idx.min().item<int64_t>() < 0 || idx.max().item<int64_t>() >= GG)) {
-            throw ConfigError(fmt::format("window set {} lists patch indices outside [0, {})", s, GG));
+            throw ConfigError(
+                fmt::format("window set {} lists patch indices outside [0, {})", s, GG));
         }
         const int64_t kk = idx.size(0), nw = idx.size(1);
         const Tensor seq = torch::cat({torch::zeros({1, nw}, torch::kLong), idx + 1}, /*dim=*/0)
@@ -373,19 +382,21 @@ VisionOutput ClipModel::encode_image(const torch::Tensor& pixels_in,
     Tensor x = torch::cat(parts, /*dim=*/0);
     parts.clear();
     x = torch::layer_norm(x, {w}, impl_->ln_pre_weight, impl_->ln_pre_bias, kLayerNormEps);
-    for (const Block& b : impl_->visual_blocks) impl_->run_block(x, b, groups, v.heads(), /*causal=*/false);
+    for (const Block& b : impl_->visual_blocks)
+        impl_->run_block(x, b, groups, v.heads(), /*causal=*/false);
 
     VisionOutput out;
     {
-        const Tensor full = torch::layer_norm(x.narrow(0, 0, B * (1 + GG)).view({B, 1 + GG, w}),
-                                              {w}, impl_->ln_post_weight, impl_->ln_post_bias,
-                                              kLayerNormEps);
+        const Tensor full =
+            torch::layer_norm(x.narrow(0, 0, B * (1 + GG)).view({B, 1 + GG, w}), {w},
+                              impl_->ln_post_weight, impl_->ln_post_bias, kLayerNormEps);
         out.image_embeddings = full.select(1, 0).mm(impl_->visual_proj);
         out.patch_tokens = full.narrow(1, 1, GG).contiguous();
     }
     for (size_t s = 1; s < groups.size(); ++s) {
         const SequenceGroup& g = groups[s];
-        const Tensor cls_rows = x.narrow(0, g.offset, g.count * g.length).view({g.count, g.length, w}).select(1, 0);
+        const Tensor cls_rows =
+            x.narrow(0, g.offset, g.count * g.length).view({g.count, g.length, w}).select(1, 0);
         const Tensor normed = torch::layer_norm(cls_rows, {w}, impl_->ln_post_weight,
                                                 impl_->ln_post_bias, kLayerNormEps);
         out.window_embeddings.push_back(normed.mm(impl_->visual_proj).view({B, g.count / B, -1}));
@@ -413,7 +424,7 @@ VisionFlops vision_flops(const ModelConfig& config, const std::vector<int>& wind
     const double per_token_layer = 2.0 * (3 * w * w + w * w + 2 * w * mlp);
     f.linear = double(f.tokens) * v.layers * per_token_layer;
     f.linear += double(G * G) * 2.0 * 3.0 * v.patch_size * v.patch_size * w;  // patch embedding
-    f.linear += double(pooled) * 2.0 * w * D;                                  // projections
+    f.linear += double(pooled) * 2.0 * w * D;                                 // projections
     return f;
 }
 

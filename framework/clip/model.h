@@ -3,12 +3,12 @@
 // windows) in one call. Inference only; weights are plain tensors.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "clip/checkpoint.h"
 #include "clip/model_config.h"
@@ -18,7 +18,7 @@ namespace winclip::clip {
 // What the vision tower returns for a batch of B images.
 struct VisionOutput {
     torch::Tensor image_embeddings;  // [B, D] float32: projected class token
-    torch::Tensor patch_tokens;      // [B, G*G, width] float32: last layer after ln_post, not projected
+    torch::Tensor patch_tokens;  // [B, G*G, width] float32: last layer after ln_post, not projected
     // One per window scale, in the order given: [B, n_windows, D] float32, the
     // class token plus only the window's patch tokens through ln_pre, the
     // transformer, ln_post and the projection.
@@ -26,7 +26,7 @@ struct VisionOutput {
 };
 
 class ClipModel {
-public:
+  public:
     // Reads the model config and the checkpoint (see checkpoint.h), then
     // copies the tensors into the model in float32. Throws ModelError naming
     // each missing, unexpected or misshapen tensor with both shapes.
@@ -74,7 +74,7 @@ public:
     VisionOutput encode_image(const torch::Tensor& pixels,
                               const std::vector<torch::Tensor>& windows = {}) const;
 
-private:
+  private:
     struct Impl;
     explicit ClipModel(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
@@ -84,9 +84,9 @@ private:
 // with the given window sizes (stride-1 windows over the grid): the linear
 // layers and patch embedding, and attention's two products.
 struct VisionFlops {
-    int64_t tokens = 0;     // rows of the packed token matrix
-    double linear = 0;      // qkv, out-proj, MLP, patch embedding, projections
-    double attention = 0;   // q k^T and p v
+    int64_t tokens = 0;    // rows of the packed token matrix
+    double linear = 0;     // qkv, out-proj, MLP, patch embedding, projections
+    double attention = 0;  // q k^T and p v
     double total() const { return linear + attention; }
 };
 VisionFlops vision_flops(const ModelConfig& config, const std::vector<int>& window_sizes);

@@ -1,9 +1,9 @@
 #include "clip/model_config.h"
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -28,8 +28,8 @@ bool is_off(const json& v) {
     return false;
 }
 
-[[noreturn]] void unsupported(const std::string& origin, const std::string& key,
-                              const json& value, const std::string& why) {
+[[noreturn]] void unsupported(const std::string& origin, const std::string& key, const json& value,
+                              const std::string& why) {
     throw ModelError(fmt::format("{}: unsupported model config key {} = {} ({})", origin, key,
                                  value.dump(), why));
 }
@@ -59,8 +59,8 @@ double get_positive_double(const json& obj, const std::string& key, double fallb
 // Rejects keys OpenCLIP does not define for this tower, so a typo is not
 // silently ignored. Keys of timm / Hugging Face towers pass here; choosing such
 // a tower is rejected separately.
-void check_known_keys(const json& obj, const std::set<std::string>& known, const std::string& origin,
-                      const std::string& prefix) {
+void check_known_keys(const json& obj, const std::set<std::string>& known,
+                      const std::string& origin, const std::string& prefix) {
     for (const auto& [key, value] : obj.items()) {
         if (known.count(key) || key.rfind("timm_", 0) == 0 || key.rfind("hf_", 0) == 0) continue;
         throw ModelError(fmt::format("{}: unknown model config key {}{}", origin, prefix, key));
@@ -71,11 +71,26 @@ VisionConfig parse_vision(const json& v, const std::string& origin) {
     const std::string p = "vision_cfg.";
     if (!v.is_object()) throw ModelError(fmt::format("{}: vision_cfg must be an object", origin));
     check_known_keys(v,
-                     {"image_size", "layers", "width", "head_width", "mlp_ratio", "patch_size",
-                      "attentional_pool", "attn_pooler_queries", "attn_pooler_heads",
-                      "patch_dropout", "ls_init_value", "no_ln_pre", "final_ln_after_pool",
-                      "input_patchnorm", "global_average_pool", "output_tokens", "act_kwargs",
-                      "norm_kwargs", "pool_type", "pos_embed_type"},
+                     {"image_size",
+                      "layers",
+                      "width",
+                      "head_width",
+                      "mlp_ratio",
+                      "patch_size",
+                      "attentional_pool",
+                      "attn_pooler_queries",
+                      "attn_pooler_heads",
+                      "patch_dropout",
+                      "ls_init_value",
+                      "no_ln_pre",
+                      "final_ln_after_pool",
+                      "input_patchnorm",
+                      "global_average_pool",
+                      "output_tokens",
+                      "act_kwargs",
+                      "norm_kwargs",
+                      "pool_type",
+                      "pos_embed_type"},
                      origin, p);
     if (v.contains("pos_embed_type") && v.at("pos_embed_type") != "learnable") {
         unsupported(origin, p + "pos_embed_type", v.at("pos_embed_type"),
@@ -83,7 +98,8 @@ VisionConfig parse_vision(const json& v, const std::string& origin) {
     }
     // Towers other than OpenCLIP's own ViT.
     if (v.contains("layers") && v.at("layers").is_array()) {
-        unsupported(origin, p + "layers", v.at("layers"), "a list of stage depths is a ResNet tower");
+        unsupported(origin, p + "layers", v.at("layers"),
+                    "a list of stage depths is a ResNet tower");
     }
     for (const char* key : {"timm_model_name", "hf_model_name"}) {
         if (v.contains(key) && !is_off(v.at(key))) {
@@ -93,9 +109,9 @@ VisionConfig parse_vision(const json& v, const std::string& origin) {
     // Variants of the ViT that change its computation at inference. (patch_dropout
     // and output_tokens are accepted: the first only acts in training, the
     // second only changes what OpenCLIP returns.)
-    for (const char* key : {"attentional_pool", "ls_init_value", "no_ln_pre",
-                            "final_ln_after_pool", "input_patchnorm", "global_average_pool",
-                            "act_kwargs", "norm_kwargs"}) {
+    for (const char* key :
+         {"attentional_pool", "ls_init_value", "no_ln_pre", "final_ln_after_pool",
+          "input_patchnorm", "global_average_pool", "act_kwargs", "norm_kwargs"}) {
         if (!v.contains(key) || is_off(v.at(key))) continue;
         unsupported(origin, p + key, v.at(key), "this ViT variant is not implemented");
     }
@@ -124,14 +140,16 @@ VisionConfig parse_vision(const json& v, const std::string& origin) {
     c.mlp_ratio = get_positive_double(copy, "mlp_ratio", c.mlp_ratio, origin, p);
     c.patch_size = get_positive_int(copy, "patch_size", c.patch_size, origin, p);
     if (c.image_size % c.patch_size != 0) {
-        throw ModelError(fmt::format("{}: vision_cfg.image_size {} is not a multiple of "
-                                     "vision_cfg.patch_size {}",
-                                     origin, c.image_size, c.patch_size));
+        throw ModelError(
+            fmt::format("{}: vision_cfg.image_size {} is not a multiple of "
+                        "vision_cfg.patch_size {}",
+                        origin, c.image_size, c.patch_size));
     }
     if (c.width % c.head_width != 0) {
-        throw ModelError(fmt::format("{}: vision_cfg.width {} is not a multiple of "
-                                     "vision_cfg.head_width {}",
-                                     origin, c.width, c.head_width));
+        throw ModelError(
+            fmt::format("{}: vision_cfg.width {} is not a multiple of "
+                        "vision_cfg.head_width {}",
+                        origin, c.width, c.head_width));
     }
     return c;
 }
@@ -181,10 +199,11 @@ TextConfig parse_text(const json& t, const std::string& origin) {
 }  // namespace
 
 ModelConfig parse_model_config(const json& j, const std::string& origin) {
-    if (!j.is_object()) throw ModelError(fmt::format("{}: a model config must be a JSON object", origin));
-    static const std::set<std::string> kTopKeys = {"embed_dim", "quick_gelu", "vision_cfg",
-                                                   "text_cfg", "custom_text", "init_logit_scale",
-                                                   "init_logit_bias", "cast_dtype"};
+    if (!j.is_object())
+        throw ModelError(fmt::format("{}: a model config must be a JSON object", origin));
+    static const std::set<std::string> kTopKeys = {
+        "embed_dim",   "quick_gelu",       "vision_cfg",      "text_cfg",
+        "custom_text", "init_logit_scale", "init_logit_bias", "cast_dtype"};
     for (const auto& [key, value] : j.items()) {
         if (!kTopKeys.count(key)) {
             throw ModelError(fmt::format("{}: unknown model config key {}", origin, key));
@@ -237,9 +256,12 @@ nlohmann::json ModelConfig::to_json() const {
     j["vision_cfg"] = {{"image_size", vision.image_size}, {"layers", vision.layers},
                        {"width", vision.width},           {"head_width", vision.head_width},
                        {"mlp_ratio", vision.mlp_ratio},   {"patch_size", vision.patch_size}};
-    j["text_cfg"] = {{"context_length", text.context_length}, {"vocab_size", text.vocab_size},
-                     {"width", text.width},                   {"heads", text.heads},
-                     {"layers", text.layers},                 {"mlp_ratio", text.mlp_ratio}};
+    j["text_cfg"] = {{"context_length", text.context_length},
+                     {"vocab_size", text.vocab_size},
+                     {"width", text.width},
+                     {"heads", text.heads},
+                     {"layers", text.layers},
+                     {"mlp_ratio", text.mlp_ratio}};
     return j;
 }
 

@@ -3,19 +3,18 @@
 // image tower with class-token pooling and the standard causal text tower.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace winclip::clip {
 
 struct VisionConfig {
-    int image_size = 224;   // input side S in pixels (square)
-    int layers = 12;        // transformer blocks
-    int width = 768;        // token width
-    int head_width = 64;    // width per attention head; heads = width / head_width
-    double mlp_ratio = 4.0; // hidden width of the MLP = width * mlp_ratio
-    int patch_size = 16;    // patch side in pixels; S must be a multiple of it
+    int image_size = 224;    // input side S in pixels (square)
+    int layers = 12;         // transformer blocks
+    int width = 768;         // token width
+    int head_width = 64;     // width per attention head; heads = width / head_width
+    double mlp_ratio = 4.0;  // hidden width of the MLP = width * mlp_ratio
+    int patch_size = 16;     // patch side in pixels; S must be a multiple of it
 
     int grid_size() const { return image_size / patch_size; }  // G
     int heads() const { return width / head_width; }
@@ -38,7 +37,7 @@ struct ModelConfig {
     bool quick_gelu = false;  // x * sigmoid(1.702 x) instead of exact GELU (OpenAI weights)
     VisionConfig vision;
     TextConfig text;
-    std::string source;       // file it was read from, for messages ("" when built in code)
+    std::string source;  // file it was read from, for messages ("" when built in code)
 
     // The config as OpenCLIP JSON with every default filled in; stable key order,
     // so it can be hashed for cache keys.

@@ -138,7 +138,8 @@ std::vector<int> nearest_index(int in_size, int out_size, int out_first, int out
     double pos = scale * 0.5;
     for (int o = 0; o < out_first + out_count; ++o) {
         if (o >= out_first) {
-            index[o - out_first] = std::clamp(pos < 0.0 ? -1 : static_cast<int>(pos), 0, in_size - 1);
+            const int source = pos < 0.0 ? -1 : static_cast<int>(pos);
+            index[o - out_first] = std::clamp(source, 0, in_size - 1);
         }
         pos += scale;
     }

@@ -11,13 +11,13 @@
 #include <utility>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <fmt/format.h>
+#include <pcre2.h>
 
 #include "core/error.h"
 
 #ifndef WINCLIP_CLIP_VOCAB
-#error "WINCLIP_CLIP_VOCAB must name the vendored BPE vocabulary (set in framework/clip/CMakeLists.txt)"
+#error "WINCLIP_CLIP_VOCAB must name the BPE vocabulary (see framework/clip/CMakeLists.txt)"
 #endif
 
 namespace winclip::clip {
@@ -109,57 +109,56 @@ struct NamedEntity {
 
 // U+00A0 ... U+00FF in order.
 constexpr const char* kLatin1Names[96] = {
-    "nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",
-    "uml",    "copy",   "ordf",   "laquo",  "not",    "shy",    "reg",    "macr",
-    "deg",    "plusmn", "sup2",   "sup3",   "acute",  "micro",  "para",   "middot",
-    "cedil",  "sup1",   "ordm",   "raquo",  "frac14", "frac12", "frac34", "iquest",
-    "Agrave", "Aacute", "Acirc",  "Atilde", "Auml",   "Aring",  "AElig",  "Ccedil",
-    "Egrave", "Eacute", "Ecirc",  "Euml",   "Igrave", "Iacute", "Icirc",  "Iuml",
-    "ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde", "Ouml",   "times",
-    "Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",  "szlig",
-    "agrave", "aacute", "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil",
-    "egrave", "eacute", "ecirc",  "euml",   "igrave", "iacute", "icirc",  "iuml",
-    "eth",    "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide",
-    "oslash", "ugrave", "uacute", "ucirc",  "uuml",   "yacute", "thorn",  "yuml"};
+    "nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",   "uml",
+    "copy",   "ordf",   "laquo",  "not",    "shy",    "reg",    "macr",   "deg",    "plusmn",
+    "sup2",   "sup3",   "acute",  "micro",  "para",   "middot", "cedil",  "sup1",   "ordm",
+    "raquo",  "frac14", "frac12", "frac34", "iquest", "Agrave", "Aacute", "Acirc",  "Atilde",
+    "Auml",   "Aring",  "AElig",  "Ccedil", "Egrave", "Eacute", "Ecirc",  "Euml",   "Igrave",
+    "Iacute", "Icirc",  "Iuml",   "ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde",
+    "Ouml",   "times",  "Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",
+    "szlig",  "agrave", "aacute", "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil",
+    "egrave", "eacute", "ecirc",  "euml",   "igrave", "iacute", "icirc",  "iuml",   "eth",
+    "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide", "oslash", "ugrave",
+    "uacute", "ucirc",  "uuml",   "yacute", "thorn",  "yuml"};
 
 constexpr NamedEntity kOtherNames[] = {
-    {"amp", U'&', true}, {"AMP", U'&', true}, {"lt", U'<', true}, {"LT", U'<', true},
-    {"gt", U'>', true}, {"GT", U'>', true}, {"quot", U'"', true}, {"QUOT", U'"', true},
-    {"COPY", 0xA9, true}, {"REG", 0xAE, true}, {"apos", U'\'', false},
-    {"OElig", 0x152, false}, {"oelig", 0x153, false}, {"Scaron", 0x160, false},
-    {"scaron", 0x161, false}, {"Yuml", 0x178, false}, {"fnof", 0x192, false},
-    {"circ", 0x2C6, false}, {"tilde", 0x2DC, false}, {"ensp", 0x2002, false},
-    {"emsp", 0x2003, false}, {"thinsp", 0x2009, false}, {"zwnj", 0x200C, false},
-    {"zwj", 0x200D, false}, {"lrm", 0x200E, false}, {"rlm", 0x200F, false},
-    {"ndash", 0x2013, false}, {"mdash", 0x2014, false}, {"lsquo", 0x2018, false},
-    {"rsquo", 0x2019, false}, {"sbquo", 0x201A, false}, {"ldquo", 0x201C, false},
-    {"rdquo", 0x201D, false}, {"bdquo", 0x201E, false}, {"dagger", 0x2020, false},
-    {"Dagger", 0x2021, false}, {"bull", 0x2022, false}, {"hellip", 0x2026, false},
-    {"permil", 0x2030, false}, {"prime", 0x2032, false}, {"Prime", 0x2033, false},
-    {"lsaquo", 0x2039, false}, {"rsaquo", 0x203A, false}, {"oline", 0x203E, false},
-    {"frasl", 0x2044, false}, {"euro", 0x20AC, false}, {"trade", 0x2122, false},
-    {"larr", 0x2190, false}, {"uarr", 0x2191, false}, {"rarr", 0x2192, false},
-    {"darr", 0x2193, false}, {"harr", 0x2194, false}, {"minus", 0x2212, false},
-    {"le", 0x2264, false}, {"ge", 0x2265, false}, {"ne", 0x2260, false},
-    {"infin", 0x221E, false}, {"asymp", 0x2248, false}, {"equiv", 0x2261, false},
-    {"sum", 0x2211, false}, {"prod", 0x220F, false}, {"radic", 0x221A, false},
-    {"Alpha", 0x391, false}, {"Beta", 0x392, false}, {"Gamma", 0x393, false},
-    {"Delta", 0x394, false}, {"Epsilon", 0x395, false}, {"Zeta", 0x396, false},
-    {"Eta", 0x397, false}, {"Theta", 0x398, false}, {"Iota", 0x399, false},
-    {"Kappa", 0x39A, false}, {"Lambda", 0x39B, false}, {"Mu", 0x39C, false},
-    {"Nu", 0x39D, false}, {"Xi", 0x39E, false}, {"Omicron", 0x39F, false},
-    {"Pi", 0x3A0, false}, {"Rho", 0x3A1, false}, {"Sigma", 0x3A3, false},
-    {"Tau", 0x3A4, false}, {"Upsilon", 0x3A5, false}, {"Phi", 0x3A6, false},
-    {"Chi", 0x3A7, false}, {"Psi", 0x3A8, false}, {"Omega", 0x3A9, false},
-    {"alpha", 0x3B1, false}, {"beta", 0x3B2, false}, {"gamma", 0x3B3, false},
-    {"delta", 0x3B4, false}, {"epsilon", 0x3B5, false}, {"zeta", 0x3B6, false},
-    {"eta", 0x3B7, false}, {"theta", 0x3B8, false}, {"iota", 0x3B9, false},
-    {"kappa", 0x3BA, false}, {"lambda", 0x3BB, false}, {"mu", 0x3BC, false},
-    {"nu", 0x3BD, false}, {"xi", 0x3BE, false}, {"omicron", 0x3BF, false},
-    {"pi", 0x3C0, false}, {"rho", 0x3C1, false}, {"sigmaf", 0x3C2, false},
-    {"sigma", 0x3C3, false}, {"tau", 0x3C4, false}, {"upsilon", 0x3C5, false},
-    {"phi", 0x3C6, false}, {"chi", 0x3C7, false}, {"psi", 0x3C8, false},
-    {"omega", 0x3C9, false}};
+    {"amp", U'&', true},       {"AMP", U'&', true},       {"lt", U'<', true},
+    {"LT", U'<', true},        {"gt", U'>', true},        {"GT", U'>', true},
+    {"quot", U'"', true},      {"QUOT", U'"', true},      {"COPY", 0xA9, true},
+    {"REG", 0xAE, true},       {"apos", U'\'', false},    {"OElig", 0x152, false},
+    {"oelig", 0x153, false},   {"Scaron", 0x160, false},  {"scaron", 0x161, false},
+    {"Yuml", 0x178, false},    {"fnof", 0x192, false},    {"circ", 0x2C6, false},
+    {"tilde", 0x2DC, false},   {"ensp", 0x2002, false},   {"emsp", 0x2003, false},
+    {"thinsp", 0x2009, false}, {"zwnj", 0x200C, false},   {"zwj", 0x200D, false},
+    {"lrm", 0x200E, false},    {"rlm", 0x200F, false},    {"ndash", 0x2013, false},
+    {"mdash", 0x2014, false},  {"lsquo", 0x2018, false},  {"rsquo", 0x2019, false},
+    {"sbquo", 0x201A, false},  {"ldquo", 0x201C, false},  {"rdquo", 0x201D, false},
+    {"bdquo", 0x201E, false},  {"dagger", 0x2020, false}, {"Dagger", 0x2021, false},
+    {"bull", 0x2022, false},   {"hellip", 0x2026, false}, {"permil", 0x2030, false},
+    {"prime", 0x2032, false},  {"Prime", 0x2033, false},  {"lsaquo", 0x2039, false},
+    {"rsaquo", 0x203A, false}, {"oline", 0x203E, false},  {"frasl", 0x2044, false},
+    {"euro", 0x20AC, false},   {"trade", 0x2122, false},  {"larr", 0x2190, false},
+    {"uarr", 0x2191, false},   {"rarr", 0x2192, false},   {"darr", 0x2193, false},
+    {"harr", 0x2194, false},   {"minus", 0x2212, false},  {"le", 0x2264, false},
+    {"ge", 0x2265, false},     {"ne", 0x2260, false},     {"infin", 0x221E, false},
+    {"asymp", 0x2248, false},  {"equiv", 0x2261, false},  {"sum", 0x2211, false},
+    {"prod", 0x220F, false},   {"radic", 0x221A, false},  {"Alpha", 0x391, false},
+    {"Beta", 0x392, false},    {"Gamma", 0x393, false},   {"Delta", 0x394, false},
+    {"Epsilon", 0x395, false}, {"Zeta", 0x396, false},    {"Eta", 0x397, false},
+    {"Theta", 0x398, false},   {"Iota", 0x399, false},    {"Kappa", 0x39A, false},
+    {"Lambda", 0x39B, false},  {"Mu", 0x39C, false},      {"Nu", 0x39D, false},
+    {"Xi", 0x39E, false},      {"Omicron", 0x39F, false}, {"Pi", 0x3A0, false},
+    {"Rho", 0x3A1, false},     {"Sigma", 0x3A3, false},   {"Tau", 0x3A4, false},
+    {"Upsilon", 0x3A5, false}, {"Phi", 0x3A6, false},     {"Chi", 0x3A7, false},
+    {"Psi", 0x3A8, false},     {"Omega", 0x3A9, false},   {"alpha", 0x3B1, false},
+    {"beta", 0x3B2, false},    {"gamma", 0x3B3, false},   {"delta", 0x3B4, false},
+    {"epsilon", 0x3B5, false}, {"zeta", 0x3B6, false},    {"eta", 0x3B7, false},
+    {"theta", 0x3B8, false},   {"iota", 0x3B9, false},    {"kappa", 0x3BA, false},
+    {"lambda", 0x3BB, false},  {"mu", 0x3BC, false},      {"nu", 0x3BD, false},
+    {"xi", 0x3BE, false},      {"omicron", 0x3BF, false}, {"pi", 0x3C0, false},
+    {"rho", 0x3C1, false},     {"sigmaf", 0x3C2, false},  {"sigma", 0x3C3, false},
+    {"tau", 0x3C4, false},     {"upsilon", 0x3C5, false}, {"phi", 0x3C6, false},
+    {"chi", 0x3C7, false},     {"psi", 0x3C8, false},     {"omega", 0x3C9, false}};
 
 // name -> (code point, legacy)
 const std::unordered_map<std::u32string, std::pair<char32_t, bool>>& entity_table() {
@@ -181,10 +180,9 @@ const std::unordered_map<std::u32string, std::pair<char32_t, bool>>& entity_tabl
 // NUL and CR, as Python's html._invalid_charrefs. 0 means "keep the code".
 char32_t invalid_charref(char32_t n) {
     static const char32_t kC1[32] = {
-        0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
-        0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D,   0x017D, 0x8F,
-        0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
-        0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
+        0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+        0x2039, 0x0152, 0x8D,   0x017D, 0x8F,   0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+        0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
     if (n == 0x00) return 0xFFFD;
     if (n == 0x0D) return U'\r';
     if (n >= 0x80 && n <= 0x9F) return kC1[n - 0x80];
@@ -244,9 +242,9 @@ std::u32string unescape_once(const std::u32string& s) {
             uint64_t value = 0;
             while (j < s.size() && (hex ? is_hex_digit(s[j]) : (s[j] >= U'0' && s[j] <= U'9'))) {
                 // Saturate: anything past 0x10FFFF is replaced the same way.
-                value = std::min<uint64_t>(value * (hex ? 16 : 10) +
-                                               (hex ? hex_value(s[j]) : int(s[j] - U'0')),
-                                           uint64_t{0x7FFFFFFF});
+                value = std::min<uint64_t>(
+                    value * (hex ? 16 : 10) + (hex ? hex_value(s[j]) : int(s[j] - U'0')),
+                    uint64_t{0x7FFFFFFF});
                 ++j;
             }
             if (j == digits_begin) {  // "&#" or "&#x" without digits: not a reference
@@ -261,8 +259,8 @@ std::u32string unescape_once(const std::u32string& s) {
         // Named references.
         size_t j = start;
         auto name_char = [](char32_t c) {
-            return c != U'\t' && c != U'\n' && c != U'\f' && c != U' ' && c != U'<' &&
-                   c != U'&' && c != U'#' && c != U';';
+            return c != U'\t' && c != U'\n' && c != U'\f' && c != U' ' && c != U'<' && c != U'&' &&
+                   c != U'#' && c != U';';
         };
         while (j < s.size() && j - start < 32 && name_char(s[j])) ++j;
         if (j == start) {
@@ -490,8 +488,8 @@ Tokenizer::Tokenizer(const std::string& vocab_path) : impl_(std::make_unique<Imp
         const std::string error_text = msg ? msg : "";
         gzclose(f);
         if (failed) {
-            throw IoError(fmt::format("cannot decompress BPE vocabulary {}: {}", vocab_path,
-                                      error_text));
+            throw IoError(
+                fmt::format("cannot decompress BPE vocabulary {}: {}", vocab_path, error_text));
         }
     }
     std::vector<std::pair<std::string, std::string>> merges;
@@ -501,8 +499,8 @@ Tokenizer::Tokenizer(const std::string& vocab_path) : impl_(std::make_unique<Imp
         int line = 1;
         while (pos != std::string::npos && static_cast<int>(merges.size()) < kMergeCount) {
             const size_t next = text.find('\n', pos + 1);
-            std::string l = text.substr(pos + 1, next == std::string::npos ? std::string::npos
-                                                                            : next - pos - 1);
+            std::string l = text.substr(
+                pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
             const size_t space = l.find(' ');
             if (space == std::string::npos || space == 0 || space + 1 >= l.size()) {
                 throw IoError(fmt::format("BPE vocabulary {}: line {} is not a merge \"a b\"",
@@ -545,9 +543,9 @@ Tokenizer::Tokenizer(const std::string& vocab_path) : impl_(std::make_unique<Imp
 
     int error_code = 0;
     PCRE2_SIZE error_offset = 0;
-    impl_->pattern = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPreTokenPattern),
-                                   PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS,
-                                   &error_code, &error_offset, nullptr);
+    impl_->pattern =
+        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPreTokenPattern), PCRE2_ZERO_TERMINATED,
+                      PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS, &error_code, &error_offset, nullptr);
     WINCLIP_CHECK_MSG(impl_->pattern != nullptr, "pre-token pattern does not compile");
 }
 

@@ -16,7 +16,7 @@ namespace winclip::clip {
 std::string default_vocab_path();
 
 class Tokenizer {
-public:
+  public:
     static constexpr int64_t kStartToken = 49406;  // <start_of_text>
     static constexpr int64_t kEndToken = 49407;    // <end_of_text>
 
@@ -39,7 +39,7 @@ public:
     // Number of token ids (49408 for the CLIP vocabulary).
     int64_t vocab_size() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

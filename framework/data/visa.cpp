@@ -56,6 +56,8 @@ VisaDataset::VisaDataset(std::string root, std::string split_csv)
     if (!std::getline(in, line)) throw DatasetError("VisA split file " + csv_ + " is empty");
 
     // Header: find the five columns by name.
+    // Spreadsheet programs often save CSV with a UTF-8 byte-order mark.
+    if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     const std::vector<std::string> header = split_csv_line(line, csv_, 1);
     const char* wanted[5] = {"object", "split", "label", "image", "mask"};
     size_t column[5];

@@ -1,5 +1,6 @@
 #include "io/image.h"
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -80,6 +81,28 @@ void png_read_memory(png_structp png, png_bytep dest, png_size_t length) {
     state->offset += length;
 }
 
+// Deflate expands its input by at most about 1032:1 (a 258-byte match per
+// two bits); with margin, a PNG whose IDAT chunks hold fewer than
+// 1 / kMaxInflateRatio of the image's bytes cannot be complete.
+constexpr uint64_t kMaxInflateRatio = 1100;
+
+// Total payload of the file's IDAT chunks, walking the chunk list up to IEND
+// or the first chunk that runs past the end of the buffer.
+uint64_t idat_payload_bytes(const std::vector<uint8_t>& bytes) {
+    uint64_t total = 0;
+    size_t at = 8;  // after the signature
+    while (bytes.size() - at >= 12) {
+        const uint64_t length = (uint64_t{bytes[at]} << 24) | (uint64_t{bytes[at + 1]} << 16) |
+                                (uint64_t{bytes[at + 2]} << 8) | uint64_t{bytes[at + 3]};
+        const uint8_t* type = bytes.data() + at + 4;
+        const uint64_t available = bytes.size() - at - 12;
+        if (std::memcmp(type, "IDAT", 4) == 0) total += std::min(length, available);
+        if (std::memcmp(type, "IEND", 4) == 0 || length > available) break;
+        at += 12 + static_cast<size_t>(length);
+    }
+    return total;
+}
+
 // Returns false with state->message set on any libpng error.
 bool png_decode_raw(png_structp png, png_infop info, PngRead* state) {
     if (setjmp(png_jmpbuf(png))) return false;
@@ -93,6 +116,19 @@ bool png_decode_raw(png_structp png, png_infop info, PngRead* state) {
     png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, nullptr, nullptr);
     if (width == 0 || height == 0 || uint64_t{width} * height > kMaxPixels) {
         png_error(png, "unsupported image size");
+    }
+    // Refuse a header whose image the compressed data cannot possibly hold
+    // before reserving memory for it: a 69-byte file can claim 2 GB of pixels.
+    const uint64_t file_bits_per_pixel =
+        uint64_t(bit_depth) * png_get_channels(png, info);
+    const uint64_t least_inflated = uint64_t{width} * height * file_bits_per_pixel / 8;
+    const uint64_t idat = idat_payload_bytes(*state->bytes);
+    if (idat * kMaxInflateRatio < least_inflated) {
+        char what[160];
+        std::snprintf(what, sizeof(what),
+                      "file is truncated: %llu bytes of image data cannot hold %u x %u pixels",
+                      static_cast<unsigned long long>(idat), width, height);
+        png_error(png, what);
     }
     raw.width = static_cast<int>(width);
     raw.height = static_cast<int>(height);

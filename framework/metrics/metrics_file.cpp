@@ -41,7 +41,9 @@ std::vector<std::string> image_names(const io::H5File& file, const std::string& 
 void read_image_level(const io::H5File& file, const std::string& group, MetricsFileResult& out) {
     const std::string labels_path = join_path(group, "labels");
     const std::string scores_path = join_path(group, "scores");
-    const Int64Array labels = file.read_int64(labels_path);
+    // Read as double, whatever the stored type: an integer conversion would
+    // truncate a stored 0.7 to 0 and turn NaN into an arbitrary integer.
+    const DoubleArray labels = file.read_double(labels_path);
     const DoubleArray scores = file.read_double(scores_path);
     if (labels.shape.size() != 1 || scores.shape != labels.shape) {
         throw DatasetError(fmt::format("{}: expected {} and {} of one shape [N], found {} and {}",
@@ -51,12 +53,12 @@ void read_image_level(const io::H5File& file, const std::string& group, MetricsF
     const auto names = image_names(file, group, labels.values.size(), scores_path);
     ImageMetricState state;
     for (size_t i = 0; i < labels.values.size(); ++i) {
-        const int64_t label = labels.values[i];
-        if (label != 0 && label != 1) {
+        const double label = labels.values[i];
+        if (label != 0.0 && label != 1.0) {
             throw DatasetError(fmt::format("{}: {}[{}] is {}; labels must be 0 or 1", file.path(),
                                            labels_path, i, label));
         }
-        state.add(static_cast<int>(label), scores.values[i], names[i]);
+        state.add(label == 1.0 ? 1 : 0, scores.values[i], names[i]);
     }
     out.has_image = true;
     out.image = state.compute();

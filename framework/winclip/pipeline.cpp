@@ -229,14 +229,31 @@ torch::Tensor stack_field(const std::vector<ImageEmbeddings>& images,
     return torch::stack(parts);
 }
 
-void check_embeddings(const std::vector<ImageEmbeddings>& images, size_t scales,
-                      const std::string& what) {
-    for (size_t i = 0; i < images.size(); ++i) {
-        if (images[i].window_embeddings.size() != scales) {
-            throw ConfigError(what + " " + std::to_string(i) + " has " +
-                              std::to_string(images[i].window_embeddings.size()) +
-                              " window scales, the settings ask for " + std::to_string(scales));
+// Every image's embeddings must have the shapes the model and settings give
+// (cached embeddings could come from elsewhere).
+void check_embeddings(const std::vector<ImageEmbeddings>& images, const clip::ModelConfig& config,
+                      const WindowLayout& layout, const std::string& what) {
+    const int64_t d = config.embed_dim;
+    const int64_t patches = static_cast<int64_t>(layout.grid) * layout.grid;
+    auto expect = [&](size_t i, const char* field, const FloatArray& a,
+                      const std::vector<int64_t>& shape) {
+        if (a.shape != shape || static_cast<int64_t>(a.values.size()) != a.numel()) {
+            throw ConfigError(what + " " + std::to_string(i) + ": " + field + " is " +
+                              shape_string(a.shape) + ", expected " + shape_string(shape));
         }
+    };
+    for (size_t i = 0; i < images.size(); ++i) {
+        const ImageEmbeddings& e = images[i];
+        if (e.window_embeddings.size() != layout.kernels.size()) {
+            throw ConfigError(what + " " + std::to_string(i) + " has " +
+                              std::to_string(e.window_embeddings.size()) +
+                              " window scales, the settings ask for " +
+                              std::to_string(layout.kernels.size()));
+        }
+        expect(i, "image_embedding", e.image_embedding, {d});
+        expect(i, "patch_tokens", e.patch_tokens, {patches, config.vision.width});
+        for (size_t s = 0; s < layout.kernels.size(); ++s)
+            expect(i, "window_embeddings", e.window_embeddings[s], {layout.windows(s), d});
     }
 }
 
@@ -246,8 +263,13 @@ ScoreResult Pipeline::score(const FloatArray& prototypes, const std::vector<Imag
                             const std::vector<ImageEmbeddings>& references) const {
     if (tests.empty()) throw ConfigError("no test images to score");
     const size_t scales = impl_->layout.kernels.size();
-    check_embeddings(tests, scales, "test image");
-    check_embeddings(references, scales, "reference image");
+    const clip::ModelConfig& config = impl_->model->config();
+    check_embeddings(tests, config, impl_->layout, "test image");
+    check_embeddings(references, config, impl_->layout, "reference image");
+    if (prototypes.shape != std::vector<int64_t>{2, config.embed_dim}) {
+        throw ConfigError("text prototypes are " + shape_string(prototypes.shape) +
+                          ", expected " + shape_string({2, config.embed_dim}));
+    }
     torch::InferenceMode guard;
 
     const torch::Tensor proto = to_tensor(prototypes);

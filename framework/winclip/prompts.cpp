@@ -38,10 +38,21 @@ std::string key_path(const std::string& parent, const std::string& key) {
     return parent.empty() ? key : parent + "." + key;
 }
 
+// A mapping key as text. YAML also allows lists and maps as keys ("? [a, b]"),
+// which name nothing here.
+std::string key_name(const YAML::Node& key, const std::string& where, const std::string& source) {
+    if (!key.IsScalar()) {
+        throw ConfigError(fmt::format("prompt set {} has a key that is not a string ({}, line {})",
+                                      source, where.empty() ? "top level" : where,
+                                      key.Mark().line + 1));
+    }
+    return key.Scalar();
+}
+
 void reject_unknown_keys(const YAML::Node& map, const std::set<std::string>& allowed,
                          const std::string& where, const std::string& source) {
     for (const auto& entry : map) {
-        const std::string key = entry.first.as<std::string>();
+        const std::string key = key_name(entry.first, where, source);
         if (!allowed.count(key)) {
             std::string known;
             for (const auto& k : allowed) known += (known.empty() ? "" : ", ") + k;
@@ -150,7 +161,7 @@ PromptSet parse_prompt_set(const std::string& yaml_text, const std::string& sour
                     "prompt set key 'class_names' must map class ids to words ({})", source));
             }
             for (const auto& entry : names) {
-                const std::string cls = entry.first.as<std::string>();
+                const std::string cls = key_name(entry.first, "class_names", source);
                 if (!entry.second.IsScalar() || entry.second.as<std::string>().empty()) {
                     throw ConfigError(fmt::format(
                         "prompt set key 'class_names.{}' must be a non-empty string ({})", cls,
@@ -172,7 +183,7 @@ PromptSet parse_prompt_set(const std::string& yaml_text, const std::string& sour
                     source));
             }
             for (const auto& entry : states) {
-                const std::string cls = entry.first.as<std::string>();
+                const std::string cls = key_name(entry.first, "class_states", source);
                 const std::string where = "class_states." + cls;
                 if (!entry.second.IsMap()) {
                     throw ConfigError(fmt::format(

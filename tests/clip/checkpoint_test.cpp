@@ -37,8 +37,8 @@ void put_le(std::string& s, uint64_t v, int bytes) {
 std::string make_zip(const std::vector<std::pair<std::string, std::string>>& entries) {
     std::string out, directory;
     for (const auto& [name, data] : entries) {
-        const uint32_t crc = static_cast<uint32_t>(
-            ::crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
+        const uint32_t crc = static_cast<uint32_t>(::crc32(
+            0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
         const uint64_t offset = out.size();
         put_le(out, 0x04034b50, 4);
         put_le(out, 20, 2);  // version needed
@@ -103,7 +103,8 @@ struct PickleWriter {
     }
     // _rebuild_tensor_v2(storage <key>, offset, size, stride, False, OrderedDict())
     void tensor(const std::string& storage_type, const std::string& key, int64_t numel,
-                int64_t offset, const std::vector<int64_t>& size, const std::vector<int64_t>& stride) {
+                int64_t offset, const std::vector<int64_t>& size,
+                const std::vector<int64_t>& stride) {
         global("torch._utils", "_rebuild_tensor_v2");
         p += '(';
         p += '(';
@@ -176,7 +177,8 @@ bool same(const StateDict& a, const StateDict& b) {
     if (a.size() != b.size()) return false;
     for (const auto& [k, t] : a) {
         auto it = b.find(k);
-        if (it == b.end() || !torch::equal(t.to(torch::kFloat), it->second.to(torch::kFloat))) return false;
+        if (it == b.end() || !torch::equal(t.to(torch::kFloat), it->second.to(torch::kFloat)))
+            return false;
     }
     return true;
 }
@@ -231,7 +233,8 @@ TEST(Checkpoint, StridedViewsOfSharedStorage) {
     w.p += "u.";
     const std::string path = temp_path("strided.pt");
     write_file(path, make_zip({{"archive/data.pkl", w.p},
-                               {"archive/data/0", std::string(static_cast<const char*>(storage.data_ptr()), 20)}}));
+                               {"archive/data/0",
+                                std::string(static_cast<const char*>(storage.data_ptr()), 20)}}));
     const StateDict s = load_state_dict(path);
     const torch::Tensor a = s.at("a").to(torch::kFloat);
     EXPECT_TRUE(torch::equal(a, torch::tensor({{2.f, 4.f, 6.f}, {3.f, 5.f, 7.f}})));
@@ -245,7 +248,8 @@ TEST(Checkpoint, StridedViewsOfSharedStorage) {
     bad.tensor("HalfStorage", "0", 10, 5, {2, 3}, {3, 1});
     bad.p += "u.";
     write_file(path, make_zip({{"archive/data.pkl", bad.p},
-                               {"archive/data/0", std::string(static_cast<const char*>(storage.data_ptr()), 20)}}));
+                               {"archive/data/0",
+                                std::string(static_cast<const char*>(storage.data_ptr()), 20)}}));
     const std::string msg = model_error_text([&] { load_state_dict(path); });
     EXPECT_NE(msg.find("[2, 3]"), std::string::npos) << msg;
     std::remove(path.c_str());
@@ -316,7 +320,8 @@ TEST(CheckpointIntoModel, MissingMisshapenAndUnexpectedTensorsAreNamed) {
     StateDict missing = demo_safetensors();
     missing.erase("visual.proj");
     std::string msg = model_error_text([&] { ClipModel(config, missing, "demo"); });
-    EXPECT_NE(msg.find("missing tensor visual.proj (model expects [128, 64])"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("missing tensor visual.proj (model expects [128, 64])"), std::string::npos)
+        << msg;
 
     StateDict misshapen = demo_safetensors();
     misshapen["visual.transformer.resblocks.1.mlp.c_fc.weight"] = torch::zeros({512, 127});

@@ -58,21 +58,27 @@ TEST(ModelConfig, UnsupportedFeaturesNameTheKey) {
     const nlohmann::json base = {
         {"embed_dim", 64},
         {"vision_cfg", {{"image_size", 240}, {"layers", 2}, {"width", 128}, {"patch_size", 16}}},
-        {"text_cfg", {{"context_length", 77}, {"vocab_size", 49408}, {"width", 64}, {"heads", 2},
-                      {"layers", 2}}}};
+        {"text_cfg",
+         {{"context_length", 77},
+          {"vocab_size", 49408},
+          {"width", 64},
+          {"heads", 2},
+          {"layers", 2}}}};
     EXPECT_NO_THROW(parse_model_config(base, "base"));
     auto with = [&](const std::string& tower, const std::string& key, nlohmann::json value) {
         nlohmann::json j = base;
         j[tower][key] = value;
         return j;
     };
-    expect_model_error([&] { parse_model_config(with("vision_cfg", "attentional_pool", true), "t"); },
-                       "vision_cfg.attentional_pool");
+    expect_model_error(
+        [&] { parse_model_config(with("vision_cfg", "attentional_pool", true), "t"); },
+        "vision_cfg.attentional_pool");
     expect_model_error(
         [&] { parse_model_config(with("vision_cfg", "timm_model_name", "convnext_base"), "t"); },
         "vision_cfg.timm_model_name");
-    expect_model_error([&] { parse_model_config(with("text_cfg", "hf_model_name", "roberta"), "t"); },
-                       "text_cfg.hf_model_name");
+    expect_model_error(
+        [&] { parse_model_config(with("text_cfg", "hf_model_name", "roberta"), "t"); },
+        "text_cfg.hf_model_name");
     expect_model_error([&] { parse_model_config(with("vision_cfg", "widht", 3), "t"); },
                        "vision_cfg.widht");
     expect_model_error([&] { parse_model_config(with("vision_cfg", "patch_size", 17), "t"); },

@@ -15,7 +15,8 @@ const std::string kDemo = std::string(WINCLIP_REPO_ROOT) + "/models/demo/tinycli
 // max |a - b| / max |b| over the whole tensor, as the fixtures define it.
 double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
     EXPECT_EQ(a.sizes(), b.sizes());
-    return ((a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max() / b.to(torch::kDouble).abs().max())
+    return ((a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max() /
+            b.to(torch::kDouble).abs().max())
         .item<double>();
 }
 
@@ -75,13 +76,16 @@ TEST(ClipModel, ImagePatchAndWindowEmbeddingsMatchGolden) {
     const std::vector<torch::Tensor> windows = {read_long_tensor(f, "images/window_masks_2"),
                                                 read_long_tensor(f, "images/window_masks_3")};
     const VisionOutput out = demo_model().encode_image(pixels, windows);
-    EXPECT_LT(relative_error(out.image_embeddings, read_tensor(f, "images/image_embeddings")), 1e-4);
+    EXPECT_LT(relative_error(out.image_embeddings, read_tensor(f, "images/image_embeddings")),
+              1e-4);
     EXPECT_LT(relative_error(out.patch_tokens, read_tensor(f, "images/patch_tokens")), 1e-4);
     ASSERT_EQ(out.window_embeddings.size(), 2u);
-    EXPECT_LT(relative_error(out.window_embeddings[0], read_tensor(f, "images/window_embeddings_2")),
-              1e-4);
-    EXPECT_LT(relative_error(out.window_embeddings[1], read_tensor(f, "images/window_embeddings_3")),
-              1e-4);
+    EXPECT_LT(
+        relative_error(out.window_embeddings[0], read_tensor(f, "images/window_embeddings_2")),
+        1e-4);
+    EXPECT_LT(
+        relative_error(out.window_embeddings[1], read_tensor(f, "images/window_embeddings_3")),
+        1e-4);
 }
 
 // Packing images together must not mix them: one image alone gives the same
@@ -119,7 +123,8 @@ TEST(ClipModel, LogitScaleIsExposed) {
 // A plain, unpacked OpenCLIP text tower written with ordinary tensor ops over
 // the full context, for checking the packed implementation independently of
 // the fixture (used for the QuickGELU path, which the fixture lacks).
-torch::Tensor reference_text(const StateDict& sd_in, const ModelConfig& c, const torch::Tensor& ids) {
+torch::Tensor reference_text(const StateDict& sd_in, const ModelConfig& c,
+                             const torch::Tensor& ids) {
     StateDict sd;
     for (const auto& [k, v] : sd_in) sd[k] = v.to(torch::kFloat);
     const int64_t n = ids.size(0), L = ids.size(1), w = c.text.width, H = c.text.heads;
@@ -131,11 +136,15 @@ torch::Tensor reference_text(const StateDict& sd_in, const ModelConfig& c, const
             return torch::layer_norm(t, {w}, sd.at(name + ".weight"), sd.at(name + ".bias"), 1e-5);
         };
         torch::Tensor h = ln(x, p + "ln_1");
-        torch::Tensor qkv = h.matmul(sd.at(p + "attn.in_proj_weight").t()) + sd.at(p + "attn.in_proj_bias");
-        auto heads = [&](torch::Tensor t) { return t.reshape({n, L, H, w / H}).permute({0, 2, 1, 3}); };
+        torch::Tensor qkv =
+            h.matmul(sd.at(p + "attn.in_proj_weight").t()) + sd.at(p + "attn.in_proj_bias");
+        auto heads = [&](torch::Tensor t) {
+            return t.reshape({n, L, H, w / H}).permute({0, 2, 1, 3});
+        };
         auto chunks = qkv.chunk(3, -1);
         torch::Tensor q = heads(chunks[0]), k = heads(chunks[1]), v = heads(chunks[2]);
-        torch::Tensor att = torch::softmax(q.matmul(k.transpose(-1, -2)) / std::sqrt(double(w / H)) + mask, -1);
+        torch::Tensor att =
+            torch::softmax(q.matmul(k.transpose(-1, -2)) / std::sqrt(double(w / H)) + mask, -1);
         torch::Tensor o = att.matmul(v).permute({0, 2, 1, 3}).reshape({n, L, w});
         x = x + o.matmul(sd.at(p + "attn.out_proj.weight").t()) + sd.at(p + "attn.out_proj.bias");
         h = ln(x, p + "ln_2");
@@ -154,9 +163,8 @@ torch::Tensor reference_text(const StateDict& sd_in, const ModelConfig& c, const
 TEST(ClipModel, QuickGeluConfigMatchesReference) {
     const StateDict sd = load_state_dict(kDemo + ".bin");
     ModelConfig config = load_model_config(kDemo + ".json");
-    const torch::Tensor ids = to_tensor(tokenizer().tokenize({"a photo of a flawless bottle.",
-                                                              "a close-up photo of a damaged screw."},
-                                                             77));
+    const torch::Tensor ids = to_tensor(tokenizer().tokenize(
+        {"a photo of a flawless bottle.", "a close-up photo of a damaged screw."}, 77));
     torch::NoGradGuard no_grad;
     const torch::Tensor gelu = ClipModel(config, sd, "demo").encode_text(ids);
     EXPECT_LT(relative_error(gelu, reference_text(sd, config, ids)), 1e-5);
@@ -194,7 +202,7 @@ TEST(ClipModel, BFloat16ComputeIsClose) {
 
 TEST(VisionFlops, CountsTokensOfViTB16Plus240) {
     const ModelConfig c = load_model_config(std::string(WINCLIP_REPO_ROOT) +
-                                             "/configs/backbones/ViT-B-16-plus-240.json");
+                                            "/configs/backbones/ViT-B-16-plus-240.json");
     const VisionFlops f = vision_flops(c, {2, 3});
     EXPECT_EQ(f.tokens, 2896);  // 226 + 196 * 5 + 169 * 10
     // 24 w^2 per token and layer for the linear layers: 669.6 GFLOP, plus the

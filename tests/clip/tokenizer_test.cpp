@@ -26,7 +26,8 @@ TEST(Tokenizer, ReproducesGoldenIdsExactly) {
     const Int64Array ids = tokenizer().tokenize(texts, 77);
     ASSERT_EQ(ids.shape, expected.shape);
     for (size_t r = 0; r < texts.size(); ++r) {
-        const std::vector<int64_t> got(ids.values.begin() + r * 77, ids.values.begin() + (r + 1) * 77);
+        const std::vector<int64_t> got(ids.values.begin() + r * 77,
+                                       ids.values.begin() + (r + 1) * 77);
         const std::vector<int64_t> want(expected.values.begin() + r * 77,
                                         expected.values.begin() + (r + 1) * 77);
         EXPECT_EQ(got, want) << "row " << r << ": \"" << texts[r] << "\"";
@@ -64,9 +65,10 @@ TEST(HtmlUnescape, FollowsPythonRules) {
     EXPECT_EQ(html_unescape("&amp; &lt;b&gt; &quot;q&quot; &apos;"), "& <b> \"q\" '");
     EXPECT_EQ(html_unescape("&#65;&#x42;&#X43;&#0068"), "ABCD");
     EXPECT_EQ(html_unescape("caf&eacute; &copy 2024"), "caf\xc3\xa9 \xc2\xa9 2024");
-    EXPECT_EQ(html_unescape("&ampfoo; &notit;"), "&foo; \xc2\xacit;");  // longest legacy prefix
+    EXPECT_EQ(html_unescape("&ampfoo; &notit;"), "&foo; \xc2\xacit;");     // longest legacy prefix
     EXPECT_EQ(html_unescape("&hellip &hellip;"), "&hellip \xe2\x80\xa6");  // needs the semicolon
-    EXPECT_EQ(html_unescape("&#128; &#0; &#xD800; &#1;x"), "\xe2\x82\xac \xef\xbf\xbd \xef\xbf\xbd x");
+    EXPECT_EQ(html_unescape("&#128; &#0; &#xD800; &#1;x"),
+              "\xe2\x82\xac \xef\xbf\xbd \xef\xbf\xbd x");
     EXPECT_EQ(html_unescape("&# &#x; & ;&unknown;"), "&# &#x; & ;&unknown;");
 }
 

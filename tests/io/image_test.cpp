@@ -165,6 +165,56 @@ TEST(Image, TruncatedPngRaisesIoErrorNamingFile) {
     expect_io_error([&] { load_mask(dir.file("cut.png")); }, {dir.file("cut.png")});
 }
 
+// CRC-32 of PNG chunks (ISO 3309), so a forged header passes libpng's check.
+uint32_t png_crc(const uint8_t* data, size_t n) {
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; ++i) {
+        crc ^= data[i];
+        for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+// A valid 16 x 16 PNG whose IHDR (with a correct CRC) claims 16384 x 16384
+// 16-bit RGBA: 2 GiB of pixels from a file of a few hundred bytes. The decoder
+// must see that the compressed data cannot hold them and fail before reserving
+// the memory, naming the file and the claimed size.
+TEST(Image, PngHeaderClaimingMorePixelsThanItsDataCanHoldIsRefused) {
+    TempDir dir;
+    testing::write_png(dir.file("small.png"), PngSpec{16, 16, PNG_COLOR_TYPE_RGB_ALPHA, 16, false,
+                                                      ramp(16 * 16 * 4, 997, 65536), {}, {}});
+    std::vector<uint8_t> bytes = testing::read_bytes(dir.file("small.png"));
+    ASSERT_EQ(std::string(bytes.begin() + 12, bytes.begin() + 16), "IHDR");
+    for (size_t at : {size_t{16}, size_t{20}}) {  // width, height: 16384 big-endian
+        bytes[at] = 0;
+        bytes[at + 1] = 0;
+        bytes[at + 2] = 0x40;
+        bytes[at + 3] = 0;
+    }
+    const uint32_t crc = png_crc(bytes.data() + 12, 4 + 13);
+    for (int k = 0; k < 4; ++k) bytes[29 + k] = static_cast<uint8_t>(crc >> (24 - 8 * k));
+    testing::write_bytes(dir.file("forged.png"), bytes);
+    expect_io_error([&] { decode_image(dir.file("forged.png")); },
+                    {dir.file("forged.png"), "16384 x 16384"});
+    expect_io_error([&] { load_mask(dir.file("forged.png")); },
+                    {dir.file("forged.png"), "16384 x 16384"});
+}
+
+// The bound used above must not refuse real files: an all-zero image
+// compresses about as well as deflate allows (close to 1000:1).
+TEST(Image, MaximallyCompressiblePngStillDecodes) {
+    TempDir dir;
+    const int side = 2048;
+    testing::write_png(dir.file("zeros.png"),
+                       PngSpec{side, side, PNG_COLOR_TYPE_GRAY, 8, false,
+                               std::vector<uint16_t>(size_t(side) * side, 0), {}, {}});
+    const DecodedImage image = decode_image(dir.file("zeros.png"));
+    EXPECT_EQ(image.width, side);
+    EXPECT_EQ(image.height, side);
+    EXPECT_TRUE(std::all_of(image.pixels.begin(), image.pixels.end(),
+                            [](uint8_t v) { return v == 0; }));
+}
+
 TEST(Image, CorruptPngDataRaisesIoError) {
     TempDir dir;
     testing::write_png(dir.file("whole.png"),

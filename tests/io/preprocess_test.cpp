@@ -158,6 +158,81 @@ TEST(Preprocess, NearestOnlyImagesPickSourcePixels) {
     }
 }
 
+// resize_crop computes only the crop of the shorter-side resize. Every output
+// pixel of Pillow's two passes depends on its own coordinates alone, so the
+// crop must equal the full resize cropped, bit for bit (tolerance 0), for
+// landscape and portrait images, with and without alpha, and for NEAREST.
+TEST(Preprocess, CropOfTheResizeEqualsTheFullResizeCropped) {
+    struct Case {
+        int w, h;
+        io::PixelMode mode;
+        bool nearest;
+        int size;
+    };
+    const Case cases[] = {
+        {150, 100, io::PixelMode::kRgb, false, 24},   // landscape, both passes
+        {100, 150, io::PixelMode::kRgba, false, 24},  // portrait, premultiplied
+        {61, 24, io::PixelMode::kGrayAlpha, false, 24},  // height unchanged
+        {24, 61, io::PixelMode::kGray, false, 24},    // width unchanged
+        {45, 17, io::PixelMode::kRgb, false, 40},     // enlarged
+        {90, 33, io::PixelMode::kRgb, true, 20},      // palette: NEAREST
+    };
+    std::mt19937 rng(5);
+    for (const Case& c : cases) {
+        std::vector<uint8_t> px(size_t(c.w) * c.h * io::channel_count(c.mode));
+        for (auto& v : px) v = static_cast<uint8_t>(rng() % 256);
+        io::DecodedImage image = make_image(c.w, c.h, c.mode, px);
+        image.nearest_only = c.nearest;
+        PreprocessGeometry g;
+        const io::RgbImage crop = resize_crop(image, c.size, &g);
+        const io::RgbImage full =
+            io::to_rgb(resize_bicubic(image, g.resized_width, g.resized_height));
+        ASSERT_EQ(crop.width, c.size);
+        ASSERT_EQ(crop.height, c.size);
+        for (int y = 0; y < c.size; ++y) {
+            for (int x = 0; x < c.size; ++x) {
+                for (int k = 0; k < 3; ++k) {
+                    const size_t at = (size_t(y + g.crop_top) * full.width + x + g.crop_left) * 3;
+                    ASSERT_EQ(crop.rgb[(size_t(y) * c.size + x) * 3 + k], full.rgb[at + k])
+                        << c.w << "x" << c.h << " at " << x << "," << y << " channel " << k;
+                }
+            }
+        }
+    }
+}
+
+// A 1 x 1,000,000 image (1 MB, or a few kilobytes as a PNG) resized to 240 on
+// its short side would be 240 x 240,000,000 pixels; only the 240 x 240 crop
+// may be computed, so this must finish quickly in little memory. The crop's
+// footprint is one source pixel wide and 240 / 240 = 1 source pixel tall,
+// centred (tolerance 1e-6 pixels).
+TEST(Preprocess, ExtremelyElongatedImageIsCroppedWithoutResizingAll) {
+    const int tall = 1000000;
+    std::vector<uint8_t> px(tall);
+    for (int y = 0; y < tall; ++y) px[y] = static_cast<uint8_t>(y % 251);
+    PreprocessGeometry g;
+    const FloatArray out = preprocess(make_image(1, tall, io::PixelMode::kGray, px), 240, &g);
+    EXPECT_EQ(out.shape, (std::vector<int64_t>{3, 240, 240}));
+    EXPECT_EQ(g.resized_width, 240);
+    EXPECT_EQ(g.resized_height, 240 * tall);
+    EXPECT_NEAR(g.crop_x0, 0.0, 1e-6);
+    EXPECT_NEAR(g.crop_x1, 1.0, 1e-6);
+    EXPECT_NEAR(g.crop_y0, tall / 2 - 0.5, 1e-6);
+    EXPECT_NEAR(g.crop_y1, tall / 2 + 0.5, 1e-6);
+    // The same through the other axis.
+    const FloatArray wide = preprocess(make_image(tall, 1, io::PixelMode::kGray, px), 240, &g);
+    EXPECT_EQ(wide.shape, (std::vector<int64_t>{3, 240, 240}));
+    EXPECT_NEAR(g.crop_x0, tall / 2 - 0.5, 1e-6);
+    EXPECT_NEAR(g.crop_y1, 1.0, 1e-6);
+}
+
+// The resized long side must fit an int; beyond it the image is refused with
+// an IoError naming its size, not a silent overflow.
+TEST(Preprocess, ResizedSideBeyondIntRangeIsAnError) {
+    EXPECT_THROW(shorter_side_size(1, 1 << 20, 4096), IoError);
+    EXPECT_EQ(shorter_side_size(1, 1 << 20, 240).height, 240 << 20);
+}
+
 TEST(Preprocess, NormalizationUsesClipConstants) {
     io::RgbImage rgb;
     rgb.width = 1;

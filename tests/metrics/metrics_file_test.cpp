@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <regex>
 
 #include "core/error.h"
@@ -132,6 +133,39 @@ TEST(MetricsFile, MapMaskMismatchNamesImage) {
     } catch (const DatasetError& e) {
         EXPECT_NE(std::string(e.what()).find("maps[0]"), std::string::npos) << e.what();
     }
+    std::remove(path.c_str());
+}
+
+// Labels stored as floating point (as numpy often saves them) must be exactly
+// 0 or 1: a 0.7 silently truncated to 0 would change every metric, and NaN
+// must be reported as NaN rather than as HDF5's integer conversion of it.
+TEST(MetricsFile, FractionalOrNanLabelsAreDatasetErrorsNamingTheValue) {
+    const std::string path = ::testing::TempDir() + "metrics_float_labels.h5";
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (const auto& [bad, text] :
+         std::vector<std::pair<double, std::string>>{{0.7, "0.7"}, {nan, "nan"}, {-1.0, "-1"}}) {
+        {
+            io::H5File file(path, io::H5File::Mode::kTruncate);
+            file.write("labels", DoubleArray({4}, {0.0, bad, 1.0, 0.0}));
+            file.write("scores", DoubleArray({4}, {0.1, 0.2, 0.3, 0.4}));
+        }
+        try {
+            evaluate_metrics_file(path, {});
+            FAIL() << "label " << text << " accepted";
+        } catch (const DatasetError& e) {
+            const std::string what = e.what();
+            EXPECT_NE(what.find("labels[1]"), std::string::npos) << what;
+            EXPECT_NE(what.find(text), std::string::npos) << what;
+        }
+    }
+    // Whole-valued floating-point labels are fine.
+    {
+        io::H5File file(path, io::H5File::Mode::kTruncate);
+        file.write("labels", DoubleArray({4}, {0.0, 1.0, 1.0, 0.0}));
+        file.write("scores", DoubleArray({4}, {0.1, 0.2, 0.3, 0.4}));
+    }
+    // Anomalous 0.2 and 0.3 beat normal 0.1 and lose to 0.4: AUROC 2 / 4.
+    EXPECT_NEAR(evaluate_metrics_file(path, {}).image.auroc, 0.5, kTolerance);
     std::remove(path.c_str());
 }
 

@@ -109,6 +109,38 @@ TEST(PromptSet, RejectsMissingOrEmptyRequiredLists) {
     expect_config_error([] { parse_prompt_set("a: [", "broken.yaml"); }, {"broken.yaml"});
 }
 
+// YAML allows keys that are lists or maps; reading them as names must be a
+// ConfigError naming the file, not a yaml-cpp conversion exception.
+TEST(PromptSet, NonScalarKeysAreConfigErrors) {
+    const std::string lists = "normal_states: [\"{}\"]\nanomalous_states: [\"bad {}\"]\n"
+                              "templates: [\"a {}.\"]\n";
+    expect_config_error([&] { parse_prompt_set(lists + "? [a, b]\n: 1\n", "keys.yaml"); },
+                        {"keys.yaml"});
+    expect_config_error(
+        [&] { parse_prompt_set(lists + "class_states:\n  bottle:\n    ? {x: 1}\n    : []\n",
+                               "nested.yaml"); },
+        {"nested.yaml"});
+    expect_config_error(
+        [&] { parse_prompt_set(lists + "class_names:\n  ? [a]\n  : word\n", "names.yaml"); },
+        {"names.yaml"});
+}
+
+// Wrong scalar types where lists or maps are expected.
+TEST(PromptSet, WrongTypesAreConfigErrorsNamingTheKey) {
+    expect_config_error(
+        [] { parse_prompt_set("normal_states: 3\nanomalous_states: [\"x {}\"]\n"
+                              "templates: [\"{}\"]\n", "t.yaml"); },
+        {"normal_states", "t.yaml"});
+    expect_config_error(
+        [] { parse_prompt_set("normal_states: [[\"{}\"]]\nanomalous_states: [\"x {}\"]\n"
+                              "templates: [\"{}\"]\n", "t.yaml"); },
+        {"normal_states[0]", "t.yaml"});
+    expect_config_error(
+        [] { parse_prompt_set("normal_states: [\"{}\"]\nanomalous_states: [\"x {}\"]\n"
+                              "templates: [\"{}\"]\nclass_states: [1]\n", "t.yaml"); },
+        {"class_states", "t.yaml"});
+}
+
 TEST(PromptSet, ShippedNamesResolveUnderConfigsAndOthersArePaths) {
     const std::string root = WINCLIP_REPO_ROOT;
     EXPECT_EQ(resolve_prompt_set_path("paper"), root + "/configs/prompts/paper.yaml");
