@@ -13,7 +13,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 packages=(
-    build-essential cmake pkg-config git ccache
+    build-essential cmake pkg-config git ccache procps curl ca-certificates
     libtorch-dev libopenblas0-openmp
     libopenmpi-dev openmpi-bin
     libhdf5-dev libyaml-cpp-dev libfmt-dev

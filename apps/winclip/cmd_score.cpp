@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/hdf5.h"
+#include "io/image.h"
 #include "winclip/pipeline.h"
 #include "winclip/settings.h"
 
@@ -28,6 +29,7 @@ struct ScoreOptions {
     std::string class_name;         // object class, e.g. "bottle"
     std::string images;             // list file, one image path per line
     std::string references;         // list file of normal references ("" = zero-shot)
+    std::string masks;              // list file: per image a mask path or "-" ("" = none)
     std::string prompt_set;         // overrides the preset's prompt set when given
     std::string preset = "paper";   // "paper" or "anomalib-compat"
     bool dump_embeddings = false;   // also store the embeddings
@@ -55,6 +57,58 @@ std::vector<std::string> read_list(const std::string& list_path) {
     }
     if (paths.empty()) throw ConfigError("image list " + list_path + " names no images");
     return paths;
+}
+
+// Ground truth for `winclip metrics`: one line per image, in the images'
+// order, a mask path (anomalous image) or "-" (normal image, no mask).
+// Same comment and relative-path rules as read_list.
+std::vector<std::string> read_mask_list(const std::string& list_path, size_t images) {
+    std::ifstream in(list_path);
+    if (!in) throw IoError("cannot open mask list " + list_path);
+    const fs::path base = fs::path(list_path).parent_path();
+    std::vector<std::string> masks;
+    std::string line;
+    while (std::getline(in, line)) {
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+        if (line.empty() || line[0] == '#') continue;
+        const fs::path p(line);
+        masks.push_back(line == "-" ? std::string()
+                        : p.is_absolute() ? p.string()
+                                          : (base / p).lexically_normal().string());
+    }
+    if (masks.size() != images) {
+        throw ConfigError("mask list " + list_path + " has " + std::to_string(masks.size()) +
+                          " entries, the image list " + std::to_string(images) +
+                          " (one line per image: a mask path or '-')");
+    }
+    return masks;
+}
+
+// Writes labels, masks/<i> and the links `scores` and `maps` that
+// `winclip metrics` reads (docs/metrics.md), so the file scores directly.
+void write_ground_truth(io::H5File& file, const std::vector<std::string>& images,
+                        const std::vector<std::string>& masks,
+                        const std::vector<method::ImageGeometry>& geometry) {
+    Int64Array labels({static_cast<int64_t>(images.size())});
+    for (size_t i = 0; i < images.size(); ++i) {
+        const auto& g = geometry[i];
+        Array<uint8_t> mask({g.height, g.width});
+        if (!masks[i].empty()) {
+            labels.values[i] = 1;
+            const io::Mask m = io::load_mask(masks[i]);
+            if (m.width != g.width || m.height != g.height) {
+                throw DatasetError("mask " + masks[i] + " is " + std::to_string(m.width) + " x " +
+                                   std::to_string(m.height) + " but its image " + images[i] +
+                                   " is " + std::to_string(g.width) + " x " +
+                                   std::to_string(g.height));
+            }
+            mask.values = m.values;
+        }
+        file.write("masks/" + std::to_string(i), mask, /*compress=*/true);
+    }
+    file.write("labels", labels);
+    file.link("scores", "/image_scores");
+    file.link("maps", "/anomaly_maps_native");
 }
 
 bool parse_on_off(const std::string& value, const std::string& flag) {
@@ -112,6 +166,8 @@ int run_score(const ScoreOptions& opts, const CLI::App& app) {
     const std::vector<std::string> images = read_list(opts.images);
     const std::vector<std::string> references =
         opts.references.empty() ? std::vector<std::string>{} : read_list(opts.references);
+    const std::vector<std::string> masks =
+        opts.masks.empty() ? std::vector<std::string>{} : read_mask_list(opts.masks, images.size());
 
     method::BackboneSpec backbone;
     backbone.name = fs::path(opts.model_config).stem().string();
@@ -159,6 +215,7 @@ int run_score(const ScoreOptions& opts, const CLI::App& app) {
                        /*compress=*/true);
         }
         file.write("anomaly_maps", upsampled, /*compress=*/true);
+        if (!masks.empty()) write_ground_truth(file, images, masks, geometry);
         if (opts.dump_embeddings) {
             write_embeddings(file, "", tests, settings.window_sizes);
             if (!refs.empty()) write_embeddings(file, "references/", refs, settings.window_sizes);
@@ -216,6 +273,9 @@ const Registration kScore{
             ->required();
         app.add_option("--references", opts->references,
                        "list file of normal reference images (enables WinCLIP+)");
+        app.add_option("--masks", opts->masks,
+                       "list file of ground truth, one line per image: mask path or '-' for a "
+                       "normal image; makes OUT.h5 readable by `winclip metrics`");
         app.add_option("--prompt-set", opts->prompt_set,
                        "shipped prompt-set name or YAML path")
             ->default_str("from --preset");

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -47,8 +48,9 @@ std::string array_checksum(const FloatArray& a) {
 
 }  // namespace
 
-std::string image_unit_key(const std::string& embedding_key, const std::string& file_hash) {
-    return sha256_hex(embedding_key + ":" + file_hash);
+std::string image_unit_key(const std::string& embedding_key, const std::string& file_hash,
+                           bool float16) {
+    return sha256_hex(embedding_key + ":" + file_hash + ":" + (float16 ? "float16" : "float32"));
 }
 
 void round_to_half(FloatArray& a) {
@@ -66,7 +68,7 @@ EmbeddingCache::EmbeddingCache(std::string folder) : folder_(std::move(folder)) 
     }
 }
 
-ScanReport EmbeddingCache::scan(bool verify) {
+ScanReport EmbeddingCache::scan(bool verify, bool repair) {
     ScanReport report;
     unit_to_shard_.clear();
     std::map<std::string, bool> indexed_shards;
@@ -77,45 +79,61 @@ ScanReport EmbeddingCache::scan(bool verify) {
         entries.push_back(e.path());
     }
     std::sort(entries.begin(), entries.end());
+    auto drop = [&](const fs::path& p) {
+        std::error_code ec;
+        if (repair) fs::remove(p, ec);
+    };
     for (const auto& entry_path : entries) {
-        nlohmann::json entry;
+        // An entry is only trusted in full: valid JSON with a shard name, size,
+        // checksum and a list of unit keys. Anything else (a torn or hand-edited
+        // file) is dropped; its shard becomes unindexed and its units are
+        // recomputed.
+        std::string shard;
+        uint64_t size = 0;
+        std::string sha256;
+        std::vector<std::string> units;
         try {
-            entry = nlohmann::json::parse(read_file_bytes(entry_path.string()));
+            const auto entry = nlohmann::json::parse(read_file_bytes(entry_path.string()));
+            const std::string relative = entry.at("shard").get<std::string>();
+            if (relative.empty() || fs::path(relative).is_absolute() ||
+                relative.find("..") != std::string::npos) {
+                throw IoError("shard name '" + relative + "' is not inside the cache");
+            }
+            shard = (fs::path(folder_) / relative).string();
+            size = entry.at("size").get<uint64_t>();
+            sha256 = entry.at("sha256").get<std::string>();
+            units = entry.at("units").get<std::vector<std::string>>();
         } catch (const std::exception& e) {
-            log::warn("cache", "unreadable index entry {} ({}); removing it", entry_path.string(),
-                      e.what());
-            fs::remove(entry_path);
+            log::warn("cache", "unreadable index entry {} ({}); {}", entry_path.string(), e.what(),
+                      repair ? "removing it" : "ignoring it");
+            drop(entry_path);
             continue;
         }
-        const std::string shard = (fs::path(folder_) / entry.value("shard", "")).string();
         indexed_shards[fs::path(shard).filename().string()] = true;
         if (!fs::is_regular_file(shard)) {
             log::warn("cache",
                       "index entry {} names a missing shard {}; its units will be recomputed",
                       entry_path.string(), shard);
-            fs::remove(entry_path);
+            drop(entry_path);
             continue;
         }
         if (verify) {
-            const auto size = fs::file_size(shard);
-            const bool size_ok = size == entry.value("size", uint64_t{0});
-            const bool hash_ok = size_ok && file_sha256(shard) == entry.value("sha256", "");
+            const bool size_ok = fs::file_size(shard) == size;
+            const bool hash_ok = size_ok && file_sha256(shard) == sha256;
             if (!hash_ok) {
-                log::warn("cache",
-                          "corrupt cache file {} ({}); removing it, its {} embeddings will be "
-                          "recomputed",
-                          shard,
-                          size_ok ? "checksum mismatch" : "size differs from its index entry",
-                          entry.value("units", nlohmann::json::array()).size());
+                log::warn(
+                    "cache", "corrupt cache file {} ({}); {}its {} embeddings will be recomputed",
+                    shard, size_ok ? "checksum mismatch" : "size differs from its index entry",
+                    repair ? "removing it, " : "", units.size());
                 report.corrupt.push_back(shard);
-                fs::remove(shard);
-                fs::remove(entry_path);
+                drop(shard);
+                drop(entry_path);
                 continue;
             }
         }
         ++report.shards;
-        for (const auto& key : entry.at("units")) {
-            unit_to_shard_[key.get<std::string>()] = shard;
+        for (const auto& key : units) {
+            unit_to_shard_[key] = shard;
             ++report.units;
         }
     }

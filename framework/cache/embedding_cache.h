@@ -8,9 +8,10 @@
 //   <folder>/text/<text key>.h5     one class's [2, D] text prototypes
 //
 // A unit key is SHA-256 over the pipeline's image_embedding_key() (weights,
-// model config, preprocessing, windows, patch-token layer) and the SHA-256 of
-// the image file's bytes, so any change to what would be stored gives a new key
-// and a stale entry can never be served. Every rank writes its own shards; each
+// model config, preprocessing, windows, patch-token layer), the SHA-256 of the
+// image file's bytes and the storage dtype, so any change to what would be
+// stored gives a new key and a stale entry can never be served (a float32 run
+// never reads values a float16 run rounded). Every rank writes its own shards; each
 // file is published atomically (atomic_file.h), then its index entry, so a
 // kill leaves at worst an unindexed shard that is recomputed. Each unit and
 // each text file carries a SHA-256 checksum attribute over its stored values,
@@ -27,8 +28,9 @@
 
 namespace winclip::cache {
 
-// SHA-256 over "<embedding key>:<file hash>".
-std::string image_unit_key(const std::string& embedding_key, const std::string& file_hash);
+// SHA-256 over "<embedding key>:<file hash>:<float16|float32>".
+std::string image_unit_key(const std::string& embedding_key, const std::string& file_hash,
+                           bool float16);
 
 struct StoredImage {
     method::ImageEmbeddings embeddings;
@@ -39,7 +41,7 @@ struct StoredImage {
 struct ScanReport {
     size_t shards = 0;                   // shards listed and verified
     size_t units = 0;                    // units they hold
-    std::vector<std::string> corrupt;    // shard paths that failed verification (removed)
+    std::vector<std::string> corrupt;    // shard paths that failed verification (removed on repair)
     std::vector<std::string> unindexed;  // shard files without an index entry (left alone)
 };
 
@@ -54,11 +56,14 @@ class EmbeddingCache {
 
     const std::string& folder() const { return folder_; }
 
-    // Reads every index entry. With `verify`, also re-hashes each listed shard
-    // and compares size and SHA-256 with its entry: a truncated or altered
-    // shard is logged by path, deleted with its entry, and its units count as
-    // missing (so they are recomputed). Only one rank should verify.
-    ScanReport scan(bool verify);
+    // Reads every index entry; an entry that is not valid JSON of the expected
+    // form is logged by path and counts as missing. With `verify`, also
+    // re-hashes each listed shard and compares size and SHA-256 with its
+    // entry: a truncated or altered shard is logged by path and its units
+    // count as missing (so they are recomputed). With `repair`, such shards and
+    // entries are also deleted; without it (a dry run such as `winclip plan`)
+    // nothing on disk changes. Only one rank should verify.
+    ScanReport scan(bool verify, bool repair = true);
 
     bool has_image(const std::string& unit_key) const { return unit_to_shard_.count(unit_key) > 0; }
     bool has_text(const std::string& text_key) const;

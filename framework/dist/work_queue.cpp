@@ -62,7 +62,7 @@ std::string run_guarded(const Session& session, const std::function<std::string(
 
 std::vector<TaskResult> run_tasks(const Session& session, size_t n,
                                   const std::function<std::string(size_t)>& task,
-                                  const std::function<void(size_t, size_t)>& progress) {
+                                  const ProgressFn& progress) {
     // Every rank calls run_tasks the same number of times, so the counter, and
     // with it the tag pair, agrees across ranks.
     static int call_counter = 0;
@@ -92,7 +92,7 @@ std::vector<TaskResult> run_tasks(const Session& session, size_t n,
     std::vector<TaskResult> results(n);
     std::mutex mutex;
     size_t next_task = 0;
-    std::atomic<size_t> done{0};
+    std::vector<size_t> finished_order;  // task indices as they finish, for `progress`
 
     auto take = [&]() -> int64_t {
         std::lock_guard<std::mutex> lock(mutex);
@@ -110,8 +110,8 @@ std::vector<TaskResult> run_tasks(const Session& session, size_t n,
             {
                 std::lock_guard<std::mutex> lock(mutex);
                 results[static_cast<size_t>(i)] = {std::move(payload), 0, seconds};
+                finished_order.push_back(static_cast<size_t>(i));
             }
-            ++done;
         }
         local_finished = true;
     });
@@ -119,10 +119,15 @@ std::vector<TaskResult> run_tasks(const Session& session, size_t n,
     int stopped = 0;
     size_t reported = 0;
     auto report = [&] {
-        const size_t now = done.load();
-        if (progress && now != reported) {
-            reported = now;
-            progress(now, n);
+        std::vector<size_t> fresh;
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            fresh.assign(finished_order.begin() + static_cast<long>(reported),
+                         finished_order.end());
+        }
+        for (size_t task : fresh) {
+            ++reported;
+            if (progress) progress(reported, n, task);
         }
     };
     try {
@@ -137,7 +142,7 @@ std::vector<TaskResult> run_tasks(const Session& session, size_t n,
                     WINCLIP_CHECK(static_cast<size_t>(finished) < n);
                     std::lock_guard<std::mutex> lock(mutex);
                     results[static_cast<size_t>(finished)] = {std::move(payload), source, seconds};
-                    ++done;
+                    finished_order.push_back(static_cast<size_t>(finished));
                 }
                 const int64_t next = take();
                 send_bytes(encode_index(next), source, assign_tag);

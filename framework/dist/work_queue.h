@@ -28,14 +28,17 @@ struct TaskResult {
     double seconds = 0;   // how long it took there
 };
 
+// Called on rank 0's main thread once per finished task: how many tasks are
+// done (this one included), how many there are, and which one finished.
+using ProgressFn = std::function<void(size_t done, size_t n, size_t finished)>;
+
 // Runs `task(i)` for i in [0, n), each exactly once, on whichever rank asks
 // first. Tasks are handed out in index order, so callers put expensive tasks
 // first. Every rank must call this with the same n. Returns every result,
-// indexed by task, on rank 0, and an empty vector elsewhere. `progress(done,
-// n)` is called on rank 0's main thread whenever a task finishes. An
-// exception escaping `task` is a bug: it is logged and the job is aborted.
+// indexed by task, on rank 0, and an empty vector elsewhere. An exception
+// escaping `task` is a bug: it is logged and the job is aborted.
 std::vector<TaskResult> run_tasks(const Session& session, size_t n,
                                   const std::function<std::string(size_t)>& task,
-                                  const std::function<void(size_t, size_t)>& progress = {});
+                                  const ProgressFn& progress = {});
 
 }  // namespace winclip::dist

@@ -55,7 +55,8 @@ nlohmann::json Plan::to_json() const {
     for (const auto& v : variants) {
         j["variants"].push_back({{"backbone", v.backbone},
                                  {"settings", v.settings.to_json()},
-                                 {"embedding_key", v.embedding_key}});
+                                 {"embedding_key", v.embedding_key},
+                                 {"image_gflops", v.image_gflops}});
     }
     j["image_units"] = nlohmann::json::array();
     for (const auto& u : image_units) {
@@ -79,6 +80,7 @@ nlohmann::json Plan::to_json() const {
         cj["seed"] = c.spec.seed;
         cj["switches"] = c.spec.switches;
         cj["variant"] = c.variant;
+        cj["tests"] = nlohmann::json::array();
         for (const auto& t : c.tests) {
             cj["tests"].push_back({t.unit, t.path, t.mask_path, t.label, t.defect});
         }
@@ -87,6 +89,7 @@ nlohmann::json Plan::to_json() const {
         cj["text"] = c.text;
         cj["inputs_key"] = c.inputs_key;
         cj["done"] = c.done;
+        cj["error"] = c.error;
         j["cells"].push_back(cj);
     }
     j["corrupt_cache_files"] = corrupt_cache_files;
@@ -97,7 +100,8 @@ Plan Plan::from_json(const nlohmann::json& j) {
     Plan p;
     for (const auto& v : j.at("variants")) {
         p.variants.push_back({v.at("backbone").get<size_t>(), settings_from_json(v.at("settings")),
-                              v.at("embedding_key").get<std::string>()});
+                              v.at("embedding_key").get<std::string>(),
+                              v.at("image_gflops").get<double>()});
     }
     for (const auto& u : j.at("image_units")) {
         p.image_units.push_back({u[0].get<std::string>(), u[1].get<std::string>(),
@@ -129,6 +133,7 @@ Plan Plan::from_json(const nlohmann::json& j) {
         c.text = cj.at("text").get<size_t>();
         c.inputs_key = cj.at("inputs_key").get<std::string>();
         c.done = cj.at("done").get<bool>();
+        c.error = cj.at("error").get<std::string>();
         p.cells.push_back(std::move(c));
     }
     p.corrupt_cache_files = j.at("corrupt_cache_files").get<std::vector<std::string>>();
@@ -142,14 +147,27 @@ namespace {
 struct ClassData {
     std::vector<data::Sample> tests;
     std::vector<std::string> pool;  // train/good
+    std::string error;              // why the class's files are unusable; empty when fine
 };
 
 // Hashes each file once, however many cells use it.
 class FileHashes {
   public:
+    // A file that cannot be read gets a key of its own; the cells that need it
+    // then fail when it is embedded or loaded, with the reader's message,
+    // instead of the whole plan failing here.
     const std::string& get(const std::string& path) {
         auto it = hashes_.find(path);
-        if (it == hashes_.end()) it = hashes_.emplace(path, cache::file_sha256(path)).first;
+        if (it == hashes_.end()) {
+            std::string hash;
+            try {
+                hash = cache::file_sha256(path);
+            } catch (const IoError& err) {
+                log::warn("experiment", "{}; the cells that use it will fail", err.what());
+                hash = "unreadable:" + path;
+            }
+            it = hashes_.emplace(path, std::move(hash)).first;
+        }
         return it->second;
     }
 
@@ -173,7 +191,8 @@ bool stored_record_matches(const std::string& path, const std::string& inputs_ke
 
 }  // namespace
 
-Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::string& out_dir) {
+Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::string& out_dir,
+                bool repair) {
     Plan plan;
 
     // --- Datasets: classes, test samples and reference pools.
@@ -191,7 +210,19 @@ Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::st
                     fmt::format("dataset {} at {} has no class '{}' ({}: datasets[{}].classes[{}])",
                                 spec.name, spec.root, c, e.source, d, i));
             }
-            class_data[d][c] = {dataset->test_samples(c), dataset->train_good(c)};
+            // A broken class (no test images, a defect image without its mask,
+            // no training images) fails its own cells; the others run on.
+            ClassData cd;
+            try {
+                cd.tests = dataset->test_samples(c);
+                cd.pool = dataset->train_good(c);
+            } catch (const DatasetError& err) {
+                cd = ClassData{};
+                cd.error = err.what();
+                log::warn("experiment", "class {} of dataset {}: {}; its cells will fail", c,
+                          spec.name, cd.error);
+            }
+            class_data[d][c] = std::move(cd);
         }
     }
     const auto specs = expand_grid(e, classes);
@@ -202,7 +233,7 @@ Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::st
     std::map<std::string, size_t> image_index;                    // unit key -> unit
     std::map<size_t, std::unique_ptr<method::Pipeline>> pipelines;
     FileHashes hashes;
-    const auto scan = cache.scan(/*verify=*/true);
+    const auto scan = cache.scan(/*verify=*/true, repair);
     plan.corrupt_cache_files = scan.corrupt;
     if (!scan.unindexed.empty()) {
         log::info("cache",
@@ -212,8 +243,8 @@ Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::st
     }
 
     auto image_unit = [&](size_t variant, const std::string& path) {
-        const std::string key =
-            cache::image_unit_key(plan.variants[variant].embedding_key, hashes.get(path));
+        const std::string key = cache::image_unit_key(plan.variants[variant].embedding_key,
+                                                      hashes.get(path), e.cache_float16);
         auto it = image_index.find(key);
         if (it != image_index.end()) return it->second;
         image_index[key] = plan.image_units.size();
@@ -231,8 +262,16 @@ Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::st
             const auto& backbone = e.backbones[spec.backbone];
             log::info("experiment", "loading {} for keys ({}{})", backbone.name, spec.prompt_set,
                       spec.switches.empty() ? "" : ", " + spec.switches);
-            auto pipeline = std::make_unique<method::Pipeline>(backbone, spec.settings);
-            Variant v{spec.backbone, spec.settings, pipeline->image_embedding_key()};
+            std::unique_ptr<method::Pipeline> pipeline;
+            try {
+                pipeline = std::make_unique<method::Pipeline>(backbone, spec.settings);
+            } catch (const ConfigError& err) {
+                // Say which part of the experiment asked for it.
+                throw ConfigError(fmt::format("{} ({}: backbone {} with prompt set {})", err.what(),
+                                              e.source, backbone.name, spec.settings.prompt_set));
+            }
+            Variant v{spec.backbone, spec.settings, pipeline->image_embedding_key(),
+                      pipeline->image_gflops()};
             pipelines[plan.variants.size()] = std::move(pipeline);
             vit = variant_index.emplace(vkey, plan.variants.size()).first;
             plan.variants.push_back(std::move(v));
@@ -255,9 +294,11 @@ Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::st
                         cache.read_text(key);
                         cached = true;
                     } catch (const Error& err) {
-                        log::warn("cache", "{}; removing it, it will be recomputed", err.what());
+                        log::warn("cache", "corrupt cache file {} ({}); {}it will be recomputed",
+                                  cache.text_path(key), err.what(), repair ? "removing it, " : "");
                         plan.corrupt_cache_files.push_back(cache.text_path(key));
-                        fs::remove(cache.text_path(key));
+                        std::error_code ec;
+                        if (repair) fs::remove(cache.text_path(key), ec);
                     }
                 }
                 plan.text_units.push_back({key, spec.class_name, cell.variant, cached});
@@ -271,27 +312,30 @@ Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::st
         Sha256 inputs;
         inputs.update(spec.id + "\n" + spec.settings.to_json().dump() + "\n" +
                       plan.text_units[cell.text].key + "\n");
-        for (const auto& s : cd.tests) {
-            TestImage t{image_unit(cell.variant, s.image_path), s.image_path, s.mask_path, s.label,
-                        s.defect_type};
-            inputs.update(plan.image_units[t.unit].key + " " + std::to_string(t.label) + " " +
-                          (t.mask_path.empty() ? "-" : hashes.get(t.mask_path)) + "\n");
-            cell.tests.push_back(std::move(t));
+        if (!cd.error.empty()) {
+            cell.error = cd.error;
+        } else if (spec.k > static_cast<int>(cd.pool.size())) {
+            cell.error = fmt::format(
+                "k = {} but class {} of dataset {} has only {} training images ({}: grid.shots)",
+                spec.k, spec.class_name, e.datasets[spec.dataset].name, cd.pool.size(), e.source);
         }
-        if (spec.k > static_cast<int>(cd.pool.size())) {
-            throw ConfigError(fmt::format(
-                "k = {} but class {} of dataset {} has only {} training "
-                "images ({}: grid.shots)",
-                spec.k, spec.class_name, e.datasets[spec.dataset].name, cd.pool.size(), e.source));
-        }
-        cell.reference_paths = data::sample_references(spec.class_name, cd.pool, spec.k,
-                                                       static_cast<uint64_t>(spec.seed));
-        for (const auto& r : cell.reference_paths) {
-            cell.references.push_back(image_unit(cell.variant, r));
-            inputs.update("ref " + plan.image_units[cell.references.back()].key + "\n");
+        if (cell.error.empty()) {
+            for (const auto& s : cd.tests) {
+                TestImage t{image_unit(cell.variant, s.image_path), s.image_path, s.mask_path,
+                            s.label, s.defect_type};
+                inputs.update(plan.image_units[t.unit].key + " " + std::to_string(t.label) + " " +
+                              (t.mask_path.empty() ? "-" : hashes.get(t.mask_path)) + "\n");
+                cell.tests.push_back(std::move(t));
+            }
+            cell.reference_paths = data::sample_references(spec.class_name, cd.pool, spec.k,
+                                                           static_cast<uint64_t>(spec.seed));
+            for (const auto& r : cell.reference_paths) {
+                cell.references.push_back(image_unit(cell.variant, r));
+                inputs.update("ref " + plan.image_units[cell.references.back()].key + "\n");
+            }
         }
         cell.inputs_key = inputs.hex_digest();
-        cell.done = !out_dir.empty() &&
+        cell.done = cell.error.empty() && !out_dir.empty() &&
                     stored_record_matches(cell_record_path(out_dir, spec.id), cell.inputs_key);
         plan.cells.push_back(std::move(cell));
     }

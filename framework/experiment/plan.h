@@ -20,6 +20,7 @@ struct Variant {
     size_t backbone = 0;
     method::Settings settings;
     std::string embedding_key;  // Pipeline::image_embedding_key()
+    double image_gflops = 0;    // one image's forward pass (Pipeline::image_gflops())
 };
 
 struct ImageUnit {
@@ -55,6 +56,11 @@ struct PlannedCell {
     // keys, mask bytes): a stored record is reused only when this matches.
     std::string inputs_key;
     bool done = false;  // a valid ok record with this inputs_key exists
+    // Non-empty when planning already found the cell's data unusable (a class
+    // without test or training images, a defect image without its mask, more
+    // shots than training images): the cell is recorded as failed with this
+    // text and the rest of the grid runs on.
+    std::string error;
 };
 
 struct Plan {
@@ -77,9 +83,13 @@ std::string cell_record_path(const std::string& out_dir, const std::string& cell
 
 // Builds the plan: opens the datasets, expands the grid, draws references,
 // loads each variant's pipeline to get its keys, hashes image files, verifies
-// the cache (removing corrupt files) and checks `out_dir` for finished cells
-// (`out_dir` empty: none are). Throws ConfigError / DatasetError on bad input.
-Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::string& out_dir);
+// the cache and checks `out_dir` for finished cells (`out_dir` empty: none
+// are). With `repair`, corrupt cache files are deleted; without it (`winclip
+// plan`) they are only reported. Throws ConfigError on a bad grid (an unknown
+// class, prompt set or backbone); a problem with one class's files fails only
+// that class's cells (PlannedCell::error).
+Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::string& out_dir,
+                bool repair = true);
 
 // method::Settings from Settings::to_json().
 method::Settings settings_from_json(const nlohmann::json& j);

@@ -57,33 +57,39 @@ std::string duration_text(double seconds) {
 }
 
 // Rank 0's progress display: a rewritten line on a terminal, a plain log line
-// every few seconds otherwise (logs of batch jobs stay readable).
+// every few seconds otherwise (logs of batch jobs stay readable). Counts work
+// items (embedding units, cells), each task weighing as many items as it holds.
 class Progress {
   public:
-    Progress(std::string phase, size_t total)
+    Progress(std::string phase, std::string items, std::vector<size_t> weights)
         : phase_(std::move(phase)),
-          total_(total),
+          items_(std::move(items)),
+          weights_(std::move(weights)),
           start_(Clock::now()),
-          tty_(::isatty(STDERR_FILENO) != 0) {}
+          tty_(::isatty(STDERR_FILENO) != 0) {
+        for (size_t w : weights_) total_ += w;
+    }
 
-    void update(size_t done, size_t total) {
+    void update(size_t /*tasks_done*/, size_t /*tasks*/, size_t finished) {
+        done_ += weights_.at(finished);
         const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
-        const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
-        const double eta = rate > 0 ? static_cast<double>(total - done) / rate : NAN;
-        const std::string text = fmt::format("{}: {}/{} done, {:.2f}/s, ETA {}", phase_, done,
-                                             total, rate, duration_text(eta));
+        const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
+        const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : NAN;
+        const std::string text = fmt::format("{}: {}/{} {} done, {:.2f}/s, ETA {}", phase_, done_,
+                                             total_, items_, rate, duration_text(eta));
         if (tty_) {
-            std::fprintf(stderr, "\r%s\033[K%s", text.c_str(), done == total ? "\n" : "");
+            std::fprintf(stderr, "\r%s\033[K%s", text.c_str(), done_ == total_ ? "\n" : "");
             std::fflush(stderr);
-        } else if (done == total || elapsed - last_log_ >= 10.0) {
+        } else if (done_ == total_ || elapsed - last_log_ >= 10.0) {
             last_log_ = elapsed;
             log::info("progress", "{}", text);
         }
     }
 
   private:
-    std::string phase_;
-    size_t total_;
+    std::string phase_, items_;
+    std::vector<size_t> weights_;
+    size_t total_ = 0, done_ = 0;
     Clock::time_point start_;
     bool tty_;
     double last_log_ = -1e9;
@@ -240,6 +246,8 @@ report::CellRecord base_record(const Experiment& e, const PlannedCell& c) {
 void score_cell(const Plan& plan, const PlannedCell& c,
                 const std::map<std::string, std::string>& failed_units, PipelinePool& pool,
                 const cache::EmbeddingCache& cache, report::CellRecord& r) {
+    // Planning already found this cell's files unusable.
+    if (!c.error.empty()) throw DatasetError(c.error);
     // Inputs that could not be embedded fail the cell with their own message.
     auto check_unit = [&](const std::string& key, const std::string& path) {
         const auto it = failed_units.find(key);
@@ -317,36 +325,56 @@ nlohmann::json run_cell_task(const Experiment& e, const Plan& plan, const Planne
 
 // ---- plan text -------------------------------------------------------------------
 
-// ViT-B-16-plus-240 image encoder work per image including all windows
-// (docs/scaling.md); used only to print an order of magnitude.
-constexpr double kGflopPerImageVitB16Plus = 669.0;
-// The public Python reference's measured time for that image on 2 CPU cores
-// (docs/scaling.md); a yardstick, not a prediction for other backbones.
-constexpr double kSecondsPerImageVitB16PlusTwoCores = 4.4;
+// The yardstick for time estimates: the public Python reference embeds one
+// ViT-B-16-plus-240 image with all its windows (669 GFLOP, docs/scaling.md)
+// in 4.4 s on 2 CPU cores, about 152 GFLOP/s. Work is estimated from each
+// backbone's own FLOPs at that rate; a GPU or more cores divide it.
+constexpr double kReferenceGflopPerSecondTwoCores = 669.0 / 4.4;
 
 void print_plan(const Experiment& e, const Plan& plan, std::FILE* out) {
     std::fprintf(out, "experiment %s (%s)\n", e.name.c_str(), e.source.c_str());
-    std::fprintf(out, "cells: %zu (%zu already finished)\n", plan.cells.size(), plan.done_cells());
+    size_t failing = 0;
+    for (const auto& c : plan.cells) failing += c.error.empty() ? 0 : 1;
+    std::fprintf(out, "cells: %zu (%zu already finished, %zu cannot run)\n", plan.cells.size(),
+                 plan.done_cells(), failing);
     for (const auto& c : plan.cells) {
+        if (!c.error.empty()) {
+            std::fprintf(out, "  %s  (cannot run: %s)\n", c.spec.id.c_str(), c.error.c_str());
+            continue;
+        }
         std::fprintf(out, "  %s%s  [%zu test images, %zu references]\n", c.spec.id.c_str(),
                      c.done ? "  (done)" : "", c.tests.size(), c.references.size());
     }
     std::fprintf(out, "image embedding units: %zu (%zu cached, %zu to compute)\n",
                  plan.image_units.size(), plan.cached_images(),
                  plan.image_units.size() - plan.cached_images());
-    for (size_t v = 0; v < plan.variants.size(); ++v) {
+    // Units belong to an embedding key, which several variants (switch sets
+    // that only change scoring) may share: list each key once.
+    std::map<std::string, std::vector<size_t>> key_variants;
+    for (size_t v = 0; v < plan.variants.size(); ++v)
+        key_variants[plan.variants[v].embedding_key].push_back(v);
+    double gflop = 0;
+    for (const auto& [key, variants] : key_variants) {
         size_t n = 0, cached = 0;
         for (const auto& u : plan.image_units) {
-            if (plan.variants[u.variant].embedding_key == plan.variants[v].embedding_key) {
-                ++n;
-                cached += u.cached ? 1 : 0;
-            }
+            if (plan.variants[u.variant].embedding_key != key) continue;
+            ++n;
+            cached += u.cached ? 1 : 0;
         }
-        std::fprintf(out, "  %s%s%s: embedding key %.16s..., %zu images (%zu cached)\n",
-                     e.backbones[plan.variants[v].backbone].name.c_str(),
-                     plan.variants[v].settings.switch_suffix().empty() ? "" : "/",
-                     plan.variants[v].settings.switch_suffix().c_str(),
-                     plan.variants[v].embedding_key.c_str(), n, cached);
+        const Variant& first = plan.variants[variants.front()];
+        gflop += static_cast<double>(n - cached) * first.image_gflops;
+        std::string used_by;
+        for (size_t v : variants) {
+            const std::string suffix = plan.variants[v].settings.switch_suffix();
+            used_by += (used_by.empty() ? "" : ", ") +
+                       prompt_set_id(plan.variants[v].settings.prompt_set) +
+                       (suffix.empty() ? "" : "/" + suffix);
+        }
+        std::fprintf(out,
+                     "  %s, embedding key %.16s...: %zu images (%zu cached), %.1f GFLOP per "
+                     "image; used by %s\n",
+                     e.backbones[first.backbone].name.c_str(), key.c_str(), n, cached,
+                     first.image_gflops, used_by.c_str());
     }
     std::fprintf(out, "text prototype units: %zu (%zu cached, %zu to compute)\n",
                  plan.text_units.size(), plan.cached_texts(),
@@ -356,17 +384,16 @@ void print_plan(const Experiment& e, const Plan& plan, std::FILE* out) {
         if (!c.done) scored += c.tests.size();
     }
     const size_t forward = plan.image_units.size() - plan.cached_images();
-    std::fprintf(
-        out,
-        "work: %zu image forward passes (at ViT-B-16-plus-240 size ~%.1f TFLOP, ~%s on "
-        "one 2-core rank), %zu text ensembles, %zu cells to score (%zu test-image "
-        "scorings, no forward pass)\n",
-        forward, static_cast<double>(forward) * kGflopPerImageVitB16Plus / 1000.0,
-        duration_text(static_cast<double>(forward) * kSecondsPerImageVitB16PlusTwoCores).c_str(),
-        plan.text_units.size() - plan.cached_texts(), plan.cells.size() - plan.done_cells(),
-        scored);
+    std::fprintf(out,
+                 "work: %zu image forward passes (%.1f TFLOP; about %s on one 2-core CPU rank "
+                 "at the %.0f GFLOP/s measured for the reference implementation), %zu text "
+                 "ensembles, %zu cells to score (%zu test-image scorings, no forward pass)\n",
+                 forward, gflop / 1000.0,
+                 duration_text(gflop / kReferenceGflopPerSecondTwoCores).c_str(),
+                 kReferenceGflopPerSecondTwoCores, plan.text_units.size() - plan.cached_texts(),
+                 plan.cells.size() - plan.done_cells(), scored);
     if (!plan.corrupt_cache_files.empty()) {
-        std::fprintf(out, "corrupt cache files removed (will be recomputed):\n");
+        std::fprintf(out, "corrupt cache files (a run deletes and recomputes them):\n");
         for (const auto& f : plan.corrupt_cache_files) std::fprintf(out, "  %s\n", f.c_str());
     }
 }
@@ -383,7 +410,8 @@ int plan_experiment(const RunOptions& options) {
     Experiment e = load_experiment(options.experiment);
     if (!options.cache_dir.empty()) e.cache_folder = options.cache_dir;
     cache::EmbeddingCache cache(e.cache_folder);
-    const Plan plan = build_plan(e, cache, resolve_out_dir(options));
+    // A dry run: corrupt cache files are reported, not deleted.
+    const Plan plan = build_plan(e, cache, resolve_out_dir(options), /*repair=*/false);
     print_plan(e, plan, stdout);
     return 0;
 }
@@ -432,170 +460,185 @@ int run_experiment(const RunOptions& options) {
             plan = build_plan(e, cache, out_dir);
             message =
                 nlohmann::json{{"experiment_folder", e.folder}, {"plan", plan.to_json()}}.dump();
-        } catch (const Error&) {
-            std::string stop = "!";
-            session.broadcast(stop);
-            throw;
         } catch (const fs::filesystem_error& err) {
             std::string stop = "!";
             session.broadcast(stop);
             throw IoError(err.what());
+        } catch (...) {
+            // Whatever stops rank 0 here must release the ranks waiting for
+            // the plan, or they would wait forever.
+            std::string stop = "!";
+            session.broadcast(stop);
+            throw;
         }
     }
     session.broadcast(message);
     if (message == "!") return 2;  // rank 0 reports the error
-    if (rank != 0) {
-        e = load_experiment(options.experiment);
-        if (!options.cache_dir.empty()) e.cache_folder = options.cache_dir;
-        plan = Plan::from_json(nlohmann::json::parse(message).at("plan"));
+    // From here on every rank works in step; an unexpected exception on any
+    // rank (a bug, a full disk while publishing) would leave the others
+    // waiting in a collective call, so it ends the whole job with its message.
+    try {
+        if (rank != 0) {
+            e = load_experiment(options.experiment);
+            if (!options.cache_dir.empty()) e.cache_folder = options.cache_dir;
+            plan = Plan::from_json(nlohmann::json::parse(message).at("plan"));
+        }
+        message.clear();
+        if (rank == 0) {
+            log::info("experiment",
+                      "{} cells ({} finished earlier), {} image units ({} cached), {} text units "
+                      "({} cached)",
+                      plan.cells.size(), plan.done_cells(), plan.image_units.size(),
+                      plan.cached_images(), plan.text_units.size(), plan.cached_texts());
+        }
+        cache::EmbeddingCache cache(e.cache_folder);
+        cache.scan(/*verify=*/false);
+        PipelinePool pool(e, plan);
+
+        // --- 2. Extract the embeddings the cache lacks.
+        const auto tasks = extraction_tasks(plan, e.batch_size);
+        std::vector<size_t> task_units;
+        for (const auto& t : tasks) task_units.push_back(t.units.size());
+        Progress extract_progress("extract", "embedding units", task_units);
+        const auto extract_results = dist::run_tasks(
+            session, tasks.size(),
+            [&](size_t i) { return run_extract_task(e, plan, tasks[i], pool, cache).dump(); },
+            [&](size_t done, size_t n, size_t task) { extract_progress.update(done, n, task); });
+
+        long image_passes = 0, text_passes = 0;
+        std::map<std::string, std::string> failed_units;
+        std::string failures_message;
+        if (rank == 0) {
+            for (const auto& r : extract_results) {
+                const auto j = nlohmann::json::parse(r.payload);
+                image_passes += j.at("image_passes").get<long>();
+                text_passes += j.at("text_passes").get<long>();
+                for (const auto& [key, err] : j.at("failed").items())
+                    failed_units[key] = err.get<std::string>();
+            }
+            failures_message = nlohmann::json(failed_units).dump();
+        }
+        session.broadcast(failures_message);
+        failed_units =
+            nlohmann::json::parse(failures_message).get<std::map<std::string, std::string>>();
+        cache.scan(/*verify=*/false);  // see the shards every rank wrote
+
+        // --- 3. Score the unfinished cells, most test images first.
+        std::vector<size_t> todo;
+        for (size_t i = 0; i < plan.cells.size(); ++i) {
+            if (!plan.cells[i].done) todo.push_back(i);
+        }
+        std::stable_sort(todo.begin(), todo.end(), [&](size_t a, size_t b) {
+            return plan.cells[a].tests.size() + plan.cells[a].references.size() >
+                   plan.cells[b].tests.size() + plan.cells[b].references.size();
+        });
+        Progress score_progress("score", "cells", std::vector<size_t>(todo.size(), 1));
+        const auto cell_results = dist::run_tasks(
+            session, todo.size(),
+            [&](size_t i) {
+                return run_cell_task(e, plan, plan.cells[todo[i]], failed_units, pool, cache,
+                                     out_dir, rank)
+                    .dump();
+            },
+            [&](size_t done, size_t n, size_t task) { score_progress.update(done, n, task); });
+
+        // --- 4. Reduce on rank 0.
+        int status = 0;
+        if (rank == 0) {
+            std::map<std::string, nlohmann::json> this_run;
+            for (const auto& r : cell_results) {
+                auto j = nlohmann::json::parse(r.payload);
+                this_run[j.at("record").at("id").get<std::string>()] = j;
+            }
+            std::vector<report::CellRecord> records;
+            nlohmann::json cells_json = nlohmann::json::array();
+            nlohmann::json failures = nlohmann::json::array();
+            for (const auto& c : plan.cells) {
+                nlohmann::json j;
+                const auto it = this_run.find(c.spec.id);
+                const bool now = it != this_run.end();
+                const std::string path = cell_record_path(out_dir, c.spec.id);
+                j = now ? it->second : nlohmann::json::parse(cache::read_file_bytes(path));
+                records.push_back(report::CellRecord::from_json(j.at("record"), path));
+                const auto& rec = records.back();
+                cells_json.push_back({{"id", rec.id},
+                                      {"status", rec.status},
+                                      {"error", rec.error},
+                                      {"rank", j.value("rank", -1)},
+                                      {"seconds", j.value("seconds", 0.0)},
+                                      {"reference_files", c.reference_paths},
+                                      {"computed_in_this_run", now}});
+                if (!rec.ok())
+                    failures.push_back(
+                        {{"id", rec.id}, {"rank", j.value("rank", -1)}, {"error", rec.error}});
+            }
+            std::set<std::string> random_backbones;
+            for (const auto& b : e.backbones) {
+                if (b.random_weights) random_backbones.insert(b.name);
+            }
+            cache::publish_text((fs::path(out_dir) / "cells.csv").string(),
+                                report::cells_csv(records));
+            cache::publish_text((fs::path(out_dir) / "table.md").string(),
+                                report::tables_markdown(records, random_backbones));
+
+            // run.json: everything that depends on the layout of this run.
+            nlohmann::json run;
+            run["schema"] = "winclip-run-1";
+            run["experiment"] = e.to_json();
+            auto context = build_context();
+            context["mpi"] = dist::mpi_version();
+            context["hdf5"] = io::hdf5_version();
+            context["libtorch"] = TORCH_VERSION;
+            run["context"] = context;
+            run["started_utc"] = started_utc;
+            run["finished_utc"] = utc_timestamp();
+            run["wall_seconds"] = std::chrono::duration<double>(Clock::now() - started).count();
+            run["ranks"] = session.size();
+            run["hosts"] = session.hosts();
+            run["rank_layout"] = nlohmann::json::array();
+            for (const auto& l : layout) run["rank_layout"].push_back(nlohmann::json::parse(l));
+            run["out"] = out_dir;
+            run["seeds"] = e.seeds;
+            run["plan"] = {{"cells", plan.cells.size()},
+                           {"cells_finished_earlier", plan.done_cells()},
+                           {"image_units", plan.image_units.size()},
+                           {"image_units_cached", plan.cached_images()},
+                           {"text_units", plan.text_units.size()},
+                           {"text_units_cached", plan.cached_texts()},
+                           {"corrupt_cache_files", plan.corrupt_cache_files}};
+            run["forward_passes"] = {{"image", image_passes}, {"text", text_passes}};
+            nlohmann::json extract_json = nlohmann::json::array();
+            for (size_t i = 0; i < extract_results.size(); ++i) {
+                extract_json.push_back({{"kind", tasks[i].text ? "text" : "images"},
+                                        {"units", tasks[i].units.size()},
+                                        {"rank", extract_results[i].rank},
+                                        {"seconds", extract_results[i].seconds}});
+            }
+            run["extract_tasks"] = extract_json;
+            run["failed_units"] = failed_units;
+            run["cells"] = cells_json;
+            run["failures"] = failures;
+            cache::publish_text((fs::path(out_dir) / "run.json").string(), run.dump(2) + "\n");
+
+            log::info("experiment", "{} image forward passes, {} text forward passes in this run",
+                      image_passes, text_passes);
+            log::info("experiment",
+                      "wrote {}/cells.csv, table.md and run.json ({} cells, {:.1f} s)", out_dir,
+                      records.size(), run["wall_seconds"].get<double>());
+            for (const auto& f : failures) {
+                log::error("experiment", "failed cell {} (rank {}): {}", f["id"].get<std::string>(),
+                           f["rank"].get<int>(), f["error"].get<std::string>());
+            }
+            status = failures.empty() ? 0 : 1;
+        }
+        std::string status_text = std::to_string(status);
+        session.broadcast(status_text);
+        return std::stoi(status_text);
+    } catch (const std::exception& err) {
+        if (session.size() == 1) throw;
+        log::error("experiment", "rank {} stopped the job: {}", rank, err.what());
+        session.abort(3);
     }
-    message.clear();
-    if (rank == 0) {
-        log::info(
-            "experiment",
-            "{} cells ({} finished earlier), {} image units ({} cached), {} text units ({} cached)",
-            plan.cells.size(), plan.done_cells(), plan.image_units.size(), plan.cached_images(),
-            plan.text_units.size(), plan.cached_texts());
-    }
-    cache::EmbeddingCache cache(e.cache_folder);
-    cache.scan(/*verify=*/false);
-    PipelinePool pool(e, plan);
-
-    // --- 2. Extract the embeddings the cache lacks.
-    const auto tasks = extraction_tasks(plan, e.batch_size);
-    Progress extract_progress("extract", tasks.size());
-    const auto extract_results = dist::run_tasks(
-        session, tasks.size(),
-        [&](size_t i) { return run_extract_task(e, plan, tasks[i], pool, cache).dump(); },
-        [&](size_t done, size_t total) { extract_progress.update(done, total); });
-
-    long image_passes = 0, text_passes = 0;
-    std::map<std::string, std::string> failed_units;
-    std::string failures_message;
-    if (rank == 0) {
-        for (const auto& r : extract_results) {
-            const auto j = nlohmann::json::parse(r.payload);
-            image_passes += j.at("image_passes").get<long>();
-            text_passes += j.at("text_passes").get<long>();
-            for (const auto& [key, err] : j.at("failed").items())
-                failed_units[key] = err.get<std::string>();
-        }
-        failures_message = nlohmann::json(failed_units).dump();
-    }
-    session.broadcast(failures_message);
-    failed_units =
-        nlohmann::json::parse(failures_message).get<std::map<std::string, std::string>>();
-    cache.scan(/*verify=*/false);  // see the shards every rank wrote
-
-    // --- 3. Score the unfinished cells, most test images first.
-    std::vector<size_t> todo;
-    for (size_t i = 0; i < plan.cells.size(); ++i) {
-        if (!plan.cells[i].done) todo.push_back(i);
-    }
-    std::stable_sort(todo.begin(), todo.end(), [&](size_t a, size_t b) {
-        return plan.cells[a].tests.size() + plan.cells[a].references.size() >
-               plan.cells[b].tests.size() + plan.cells[b].references.size();
-    });
-    Progress score_progress("score", todo.size());
-    const auto cell_results = dist::run_tasks(
-        session, todo.size(),
-        [&](size_t i) {
-            return run_cell_task(e, plan, plan.cells[todo[i]], failed_units, pool, cache, out_dir,
-                                 rank)
-                .dump();
-        },
-        [&](size_t done, size_t total) { score_progress.update(done, total); });
-
-    // --- 4. Reduce on rank 0.
-    int status = 0;
-    if (rank == 0) {
-        std::map<std::string, nlohmann::json> this_run;
-        for (const auto& r : cell_results) {
-            auto j = nlohmann::json::parse(r.payload);
-            this_run[j.at("record").at("id").get<std::string>()] = j;
-        }
-        std::vector<report::CellRecord> records;
-        nlohmann::json cells_json = nlohmann::json::array();
-        nlohmann::json failures = nlohmann::json::array();
-        for (const auto& c : plan.cells) {
-            nlohmann::json j;
-            const auto it = this_run.find(c.spec.id);
-            const bool now = it != this_run.end();
-            const std::string path = cell_record_path(out_dir, c.spec.id);
-            j = now ? it->second : nlohmann::json::parse(cache::read_file_bytes(path));
-            records.push_back(report::CellRecord::from_json(j.at("record"), path));
-            const auto& rec = records.back();
-            cells_json.push_back({{"id", rec.id},
-                                  {"status", rec.status},
-                                  {"error", rec.error},
-                                  {"rank", j.value("rank", -1)},
-                                  {"seconds", j.value("seconds", 0.0)},
-                                  {"reference_files", c.reference_paths},
-                                  {"computed_in_this_run", now}});
-            if (!rec.ok())
-                failures.push_back(
-                    {{"id", rec.id}, {"rank", j.value("rank", -1)}, {"error", rec.error}});
-        }
-        std::set<std::string> random_backbones;
-        for (const auto& b : e.backbones) {
-            if (b.random_weights) random_backbones.insert(b.name);
-        }
-        cache::publish_text((fs::path(out_dir) / "cells.csv").string(), report::cells_csv(records));
-        cache::publish_text((fs::path(out_dir) / "table.md").string(),
-                            report::tables_markdown(records, random_backbones));
-
-        // run.json: everything that depends on the layout of this run.
-        nlohmann::json run;
-        run["schema"] = "winclip-run-1";
-        run["experiment"] = e.to_json();
-        auto context = build_context();
-        context["mpi"] = dist::mpi_version();
-        context["hdf5"] = io::hdf5_version();
-        context["libtorch"] = TORCH_VERSION;
-        run["context"] = context;
-        run["started_utc"] = started_utc;
-        run["finished_utc"] = utc_timestamp();
-        run["wall_seconds"] = std::chrono::duration<double>(Clock::now() - started).count();
-        run["ranks"] = session.size();
-        run["hosts"] = session.hosts();
-        run["rank_layout"] = nlohmann::json::array();
-        for (const auto& l : layout) run["rank_layout"].push_back(nlohmann::json::parse(l));
-        run["out"] = out_dir;
-        run["seeds"] = e.seeds;
-        run["plan"] = {{"cells", plan.cells.size()},
-                       {"cells_finished_earlier", plan.done_cells()},
-                       {"image_units", plan.image_units.size()},
-                       {"image_units_cached", plan.cached_images()},
-                       {"text_units", plan.text_units.size()},
-                       {"text_units_cached", plan.cached_texts()},
-                       {"corrupt_cache_files", plan.corrupt_cache_files}};
-        run["forward_passes"] = {{"image", image_passes}, {"text", text_passes}};
-        nlohmann::json extract_json = nlohmann::json::array();
-        for (size_t i = 0; i < extract_results.size(); ++i) {
-            extract_json.push_back({{"kind", tasks[i].text ? "text" : "images"},
-                                    {"units", tasks[i].units.size()},
-                                    {"rank", extract_results[i].rank},
-                                    {"seconds", extract_results[i].seconds}});
-        }
-        run["extract_tasks"] = extract_json;
-        run["failed_units"] = failed_units;
-        run["cells"] = cells_json;
-        run["failures"] = failures;
-        cache::publish_text((fs::path(out_dir) / "run.json").string(), run.dump(2) + "\n");
-
-        log::info("experiment", "{} image forward passes, {} text forward passes in this run",
-                  image_passes, text_passes);
-        log::info("experiment", "wrote {}/cells.csv, table.md and run.json ({} cells, {:.1f} s)",
-                  out_dir, records.size(), run["wall_seconds"].get<double>());
-        for (const auto& f : failures) {
-            log::error("experiment", "failed cell {} (rank {}): {}", f["id"].get<std::string>(),
-                       f["rank"].get<int>(), f["error"].get<std::string>());
-        }
-        status = failures.empty() ? 0 : 1;
-    }
-    std::string status_text = std::to_string(status);
-    session.broadcast(status_text);
-    return std::stoi(status_text);
 }
 
 }  // namespace winclip::experiment

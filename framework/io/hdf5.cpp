@@ -77,6 +77,8 @@ template <>
 hid_t native_type<int64_t>() { return H5T_NATIVE_INT64; }
 template <>
 hid_t native_type<int32_t>() { return H5T_NATIVE_INT32; }
+template <>
+hid_t native_type<uint8_t>() { return H5T_NATIVE_UINT8; }
 
 }  // namespace
 
@@ -307,6 +309,15 @@ void H5File::create_group(const std::string& group) {
              H5Gclose);
 }
 
+void H5File::link(const std::string& name, const std::string& target) {
+    create_group(parent_of(name));
+    if (H5Lexists(id_, name.c_str(), H5P_DEFAULT) > 0 && H5Ldelete(id_, name.c_str(), H5P_DEFAULT) < 0)
+        fail(path_, name, "cannot replace link");
+    H5Eclear2(H5E_DEFAULT);
+    if (H5Lcreate_soft(target.c_str(), id_, name.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+        fail(path_, name, "cannot create link to " + target + " as");
+}
+
 namespace {
 
 // Creates (replacing) a dataset of the given file type and writes `data`
@@ -363,6 +374,12 @@ void H5File::write(const std::string& dataset, const Int64Array& a, bool compres
     WINCLIP_CHECK(static_cast<int64_t>(a.values.size()) == a.numel());
     create_group(parent_of(dataset));
     write_dataset(id_, path_, dataset, a.shape, H5T_STD_I64LE, H5T_NATIVE_INT64, a.data(),
+                  compress);
+}
+void H5File::write(const std::string& dataset, const Array<uint8_t>& a, bool compress) {
+    WINCLIP_CHECK(static_cast<int64_t>(a.values.size()) == a.numel());
+    create_group(parent_of(dataset));
+    write_dataset(id_, path_, dataset, a.shape, H5T_STD_U8LE, native_type<uint8_t>(), a.data(),
                   compress);
 }
 void H5File::write_int32(const std::string& dataset, const Array<int32_t>& a) {

@@ -55,10 +55,15 @@ public:
     void write(const std::string& dataset, const DoubleArray& a, bool compress = false);
     void write(const std::string& dataset, const Int64Array& a, bool compress = false);
     void write_int32(const std::string& dataset, const Array<int32_t>& a);
+    // Masks and other 8-bit data; read back by the numeric readers.
+    void write(const std::string& dataset, const Array<uint8_t>& a, bool compress = false);
     // Stored as float16 (IEEE half), read back by read_float.
     void write_half(const std::string& dataset, const FloatArray& a, bool compress = false);
     void write_strings(const std::string& dataset, const std::vector<std::string>& values);
     void create_group(const std::string& group);
+    // A soft link `name` -> `target` (an absolute path in this file), so one
+    // dataset or group can be read under a second name without a copy.
+    void link(const std::string& name, const std::string& target);
 
     // Attributes on a group or dataset ("/" for the root).
     bool has_attribute(const std::string& object, const std::string& name) const;

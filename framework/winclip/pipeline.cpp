@@ -118,6 +118,9 @@ const Settings& Pipeline::settings() const { return impl_->settings; }
 bool Pipeline::random_weights() const { return impl_->random_weights; }
 int Pipeline::grid_size() const { return impl_->model->config().vision.grid_size(); }
 int Pipeline::image_size() const { return impl_->model->config().vision.image_size; }
+double Pipeline::image_gflops() const {
+    return clip::vision_flops(impl_->model->config(), impl_->settings.window_sizes).total() / 1e9;
+}
 int64_t Pipeline::image_forward_passes() { return g_image_passes.load(); }
 int64_t Pipeline::text_forward_passes() { return g_text_passes.load(); }
 

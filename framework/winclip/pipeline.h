@@ -79,6 +79,9 @@ public:
     bool random_weights() const;
     int grid_size() const;   // g
     int image_size() const;  // S
+    // GFLOP of one image's forward pass with its windows (clip::vision_flops;
+    // an upper bound when window_stride > 1), for work estimates.
+    double image_gflops() const;
 
     // Content key of everything that changes stored image embeddings: the
     // checkpoint's tensor bytes, the model config, preprocessing, window sizes

@@ -46,9 +46,15 @@ void expect_equal(const FloatArray& a, const FloatArray& b) {
 }
 
 TEST(EmbeddingCache, UnitKeyDependsOnEmbeddingKeyAndFileHash) {
-    EXPECT_NE(image_unit_key("a", "x"), image_unit_key("b", "x"));
-    EXPECT_NE(image_unit_key("a", "x"), image_unit_key("a", "y"));
-    EXPECT_EQ(image_unit_key("a", "x").size(), 64u);
+    EXPECT_NE(image_unit_key("a", "x", false), image_unit_key("b", "x", false));
+    EXPECT_NE(image_unit_key("a", "x", false), image_unit_key("a", "y", false));
+    EXPECT_EQ(image_unit_key("a", "x", false).size(), 64u);
+}
+
+// A float16 run stores rounded values; a float32 run sharing the cache must
+// not be served them, or its results would differ from a cold float32 run.
+TEST(EmbeddingCache, UnitKeyDependsOnStorageDtype) {
+    EXPECT_NE(image_unit_key("a", "x", /*float16=*/true), image_unit_key("a", "x", false));
 }
 
 TEST(EmbeddingCache, WrittenUnitsReadBackExactlyAndAreIndexedForLaterRuns) {
@@ -100,6 +106,50 @@ TEST(EmbeddingCache, CorruptShardIsDetectedReportedAndDropped) {
     EXPECT_FALSE(again.has_image("k1"));
     EXPECT_TRUE(again.has_image("k2"));
     EXPECT_FALSE(fs::exists(shard));
+    fs::remove_all(folder);
+}
+
+// Index entries that parse as JSON but are not an entry (a hand edit, another
+// tool's file) are dropped like unparseable ones; they must not stop the run.
+TEST(EmbeddingCache, MalformedIndexEntriesAreDroppedNotFatal) {
+    const auto folder = fresh_folder("malformed");
+    EmbeddingCache cache(folder.string());
+    cache.write_images({"k1"}, {synthetic(0)}, false);
+    const std::vector<std::string> bodies = {
+        "[1, 2]",
+        "{}",
+        "{\"shard\": 3}",
+        "",
+        "{\"shard\": \"../../etc/passwd\", \"size\": 1, "
+        "\"sha256\": \"x\", \"units\": [\"k9\"]}",
+        "{\"shard\": \"shards/x.h5\", \"size\": 1, \"sha256\": \"x\", \"units\": 5}"};
+    for (size_t i = 0; i < bodies.size(); ++i) {
+        std::ofstream(folder / "index" / ("bad-" + std::to_string(i) + ".json")) << bodies[i];
+    }
+    EmbeddingCache again(folder.string());
+    ScanReport report;
+    ASSERT_NO_THROW(report = again.scan(/*verify=*/true));
+    EXPECT_TRUE(again.has_image("k1"));
+    EXPECT_FALSE(again.has_image("k9"));
+    EXPECT_EQ(report.shards, 1u);
+    for (size_t i = 0; i < bodies.size(); ++i) {
+        EXPECT_FALSE(fs::exists(folder / "index" / ("bad-" + std::to_string(i) + ".json"))) << i;
+    }
+    fs::remove_all(folder);
+}
+
+// `winclip plan` is a dry run: it reports a corrupt shard but leaves it.
+TEST(EmbeddingCache, ScanWithoutRepairReportsButKeepsFiles) {
+    const auto folder = fresh_folder("dryrun");
+    EmbeddingCache cache(folder.string());
+    const std::string shard = cache.write_images({"k1"}, {synthetic(0)}, false);
+    fs::resize_file(shard, fs::file_size(shard) / 2);
+    EmbeddingCache again(folder.string());
+    const auto report = again.scan(/*verify=*/true, /*repair=*/false);
+    ASSERT_EQ(report.corrupt.size(), 1u);
+    EXPECT_FALSE(again.has_image("k1"));
+    EXPECT_TRUE(fs::exists(shard));
+    EXPECT_EQ(std::distance(fs::directory_iterator(folder / "index"), fs::directory_iterator{}), 1);
     fs::remove_all(folder);
 }
 

@@ -137,6 +137,73 @@ TEST(ScoreCommand, DumpedEmbeddingsHaveTheFixtureShapes) {
     }
 }
 
+// With --masks the output is a file `winclip metrics` reads directly: image
+// labels from the mask list, masks at native size, and links to the scores.
+TEST(ScoreCommand, OutputWithMasksIsScoredByTheMetricsCommand) {
+    const fs::path dir = fresh_dir("masks");
+    io::H5File golden(kGolden, io::H5File::Mode::kRead);
+    const auto paths = golden.read_strings("images/paths");
+    // MVTec layout: test/<defect>/NNN.png has ground_truth/<defect>/NNN_mask.png.
+    const fs::path masks_list = dir / "masks.txt";
+    std::vector<int> labels;
+    {
+        std::ofstream out(masks_list);
+        for (const auto& p : paths) {
+            const fs::path image(p);
+            const std::string defect = image.parent_path().filename().string();
+            if (defect == "good") {
+                out << "-\n";
+                labels.push_back(0);
+            } else {
+                out << kRoot << "/data/mvtec_sample/bottle/ground_truth/" << defect << "/"
+                    << image.stem().string() << "_mask.png\n";
+                labels.push_back(1);
+            }
+        }
+    }
+    const std::string out = (dir / "out.h5").string();
+    CommandRun r = run_winclip(score_args(write_list(dir, "images.txt", paths), out) +
+                                   " --masks " + masks_list.string(),
+                               dir);
+    ASSERT_EQ(r.status, 0) << r.output;
+    std::vector<float> scores;
+    {
+        io::H5File f(out, io::H5File::Mode::kRead);
+        scores = f.read_float("scores").values;  // the link to image_scores
+        EXPECT_EQ(scores, f.read_float("image_scores").values);
+        EXPECT_EQ(f.shape("maps/2"), f.shape("masks/2"));
+        EXPECT_EQ(f.read_int64("labels").values, std::vector<int64_t>(labels.begin(), labels.end()));
+    }
+    const std::string json = (dir / "metrics.json").string();
+    r = run_winclip("metrics --in " + out + " --out " + json, dir);
+    ASSERT_EQ(r.status, 0) << r.output;
+    std::ifstream in(json);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Image AUROC by hand: the share of (anomalous, normal) pairs ordered
+    // correctly, ties one half; exact in double for 3 x 2 pairs.
+    double wins = 0, pairs = 0;
+    for (size_t a = 0; a < labels.size(); ++a) {
+        for (size_t n = 0; n < labels.size(); ++n) {
+            if (labels[a] != 1 || labels[n] != 0) continue;
+            pairs += 1;
+            wins += scores[a] > scores[n] ? 1.0 : scores[a] == scores[n] ? 0.5 : 0.0;
+        }
+    }
+    const auto at = text.find("\"auroc\":");
+    ASSERT_NE(at, std::string::npos) << text;
+    EXPECT_NEAR(std::stod(text.substr(at + 8)), wins / pairs, 1e-12) << text;
+    EXPECT_NE(text.find("\"au_pro\":"), std::string::npos) << text;
+    EXPECT_NE(text.find("\"pixel_auroc\":"), std::string::npos) << text;
+
+    // A mask list that does not match the image list is one clear error.
+    std::ofstream(dir / "short.txt") << "-\n";
+    r = run_winclip(score_args(write_list(dir, "images.txt", paths), out) + " --masks " +
+                        (dir / "short.txt").string(),
+                    dir);
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.output.find("short.txt has 1 entries"), std::string::npos) << r.output;
+}
+
 TEST(ScoreCommand, BadInputIsOneClearLineAndNoOutputFile) {
     const fs::path dir = fresh_dir("bad");
     // A file that is not an image.

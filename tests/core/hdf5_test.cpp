@@ -29,6 +29,8 @@ TEST(H5File, RoundTripsEveryTypeThroughAFile) {
         f.write_strings("names", {"bottle", "", "caf\xc3\xa9"});
         f.write_half("half", FloatArray({3}, {1.0f, 0.333333f, 65504.f}), /*compress=*/true);
         f.write("big", FloatArray({4, 1000}), /*compress=*/true);
+        f.link("alias/floats", "/a/b/floats");
+        f.write("mask", Array<uint8_t>({2, 2}, {0, 1, 255, 0}), /*compress=*/true);
         f.write_attribute("/", "note", std::string("hello"));
         f.write_attribute("a/b/floats", "scale", 0.25);
         f.write_attribute("/", "count", int64_t{12});
@@ -40,6 +42,8 @@ TEST(H5File, RoundTripsEveryTypeThroughAFile) {
     EXPECT_EQ(floats.values, (std::vector<float>{1.5f, -2.f, 3.25f, 0.f, 1e-7f, 1e7f}));
     EXPECT_EQ(f.read_double("doubles").values, (std::vector<double>{0.1, -1e300}));
     EXPECT_EQ(f.read_int64("ints").values, (std::vector<int64_t>{-1, 0, int64_t{1} << 40}));
+    EXPECT_EQ(f.read_float("alias/floats").values, floats.values);  // through the soft link
+    EXPECT_EQ(f.read_int64("mask").values, (std::vector<int64_t>{0, 1, 255, 0}));
     EXPECT_EQ(f.read_int64("i32").values, (std::vector<int64_t>{7, -7}));
     EXPECT_EQ(f.read_strings("names"), (std::vector<std::string>{"bottle", "", "caf\xc3\xa9"}));
     // float16 keeps 11 significant bits: relative error at most 2^-11.
@@ -55,7 +59,7 @@ TEST(H5File, RoundTripsEveryTypeThroughAFile) {
     EXPECT_TRUE(f.is_group("a/b"));
     EXPECT_FALSE(f.is_group("a/b/floats"));
     EXPECT_FALSE(f.exists("a/missing/deeper"));
-    EXPECT_EQ(f.list("/"), (std::vector<std::string>{"a", "big", "doubles", "half", "i32", "ints",
+    EXPECT_EQ(f.list("/"), (std::vector<std::string>{"a", "alias", "big", "doubles", "half", "i32", "ints", "mask",
                                                      "names"}));
 }
 

@@ -23,15 +23,19 @@ TEST(WorkQueue, EveryTaskRunsOnceAndResultsArriveInIndexOrder) {
     auto& s = session();
     const size_t n = 60;
     size_t progress_calls = 0;
+    std::set<size_t> reported;
     const auto results = run_tasks(
         s, n,
         [&](size_t i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
             return std::to_string(i * i) + "@" + std::to_string(s.rank());
         },
-        [&](size_t done, size_t total) {
+        [&](size_t done, size_t total, size_t finished) {
             EXPECT_LE(done, total);
+            EXPECT_LT(finished, total);
+            EXPECT_TRUE(reported.insert(finished).second) << "task " << finished << " twice";
             ++progress_calls;
+            EXPECT_EQ(done, progress_calls);
         });
     if (s.rank() != 0) {
         EXPECT_TRUE(results.empty());
@@ -46,7 +50,8 @@ TEST(WorkQueue, EveryTaskRunsOnceAndResultsArriveInIndexOrder) {
         EXPECT_LT(results[i].rank, s.size());
         ranks.insert(results[i].rank);
     }
-    EXPECT_GT(progress_calls, 0u);
+    // Every task is reported exactly once, as it finishes.
+    EXPECT_EQ(progress_calls, n);
     // With 5 ms tasks every rank gets work (rank 0 included).
     EXPECT_EQ(static_cast<int>(ranks.size()), s.size());
 }
