@@ -16,6 +16,9 @@ const winclip::cli::Registration kRun{
                        "Output folder (default: results/<experiment file name>/)");
         app.add_option("--cache", opts->cache_dir,
                        "Embedding cache folder (default: the YAML's cache.folder)");
+        app.add_option("--device", opts->device,
+                       "auto | cpu | cuda | cuda:N (default: the YAML's run.device, else auto: "
+                       "GPU node-local rank % GPUs when LibTorch has CUDA, else CPU)");
         return [opts]() -> int { return winclip::experiment::run_experiment(*opts); };
     }};
 

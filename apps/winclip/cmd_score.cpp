@@ -34,6 +34,7 @@ struct ScoreOptions {
     std::string preset = "paper";   // "paper" or "anomalib-compat"
     bool dump_embeddings = false;   // also store the embeddings
     std::string out;                // HDF5 file to write
+    std::string device = "auto";    // auto | cpu | cuda | cuda:N (method::choose_device)
     // Switch overrides; applied only when given on the command line.
     double temperature = 0;
     std::string prompt_average;
@@ -173,6 +174,7 @@ int run_score(const ScoreOptions& opts, const CLI::App& app) {
     backbone.name = fs::path(opts.model_config).stem().string();
     backbone.checkpoint = opts.checkpoint;
     backbone.model_config = opts.model_config;
+    backbone.device = opts.device;
     method::Pipeline pipeline(backbone, settings);
     const bool random = pipeline.random_weights();
     const std::string method_name = references.empty() ? "WinCLIP" : "WinCLIP+";
@@ -228,6 +230,7 @@ int run_score(const ScoreOptions& opts, const CLI::App& app) {
         context["checkpoint"] = opts.checkpoint;
         context["model_config"] = opts.model_config;
         context["random_weights"] = random;
+        context["device"] = method::device_for_this_process(opts.device);
         context["grid_size"] = g;
         context["image_size"] = s;
         file.write_attribute("/", "context", context.dump());
@@ -283,6 +286,9 @@ const Registration kScore{
         app.add_flag("--dump-embeddings", opts->dump_embeddings,
                      "also write image, patch and window embeddings");
         app.add_option("--out", opts->out, "HDF5 file to write")->required();
+        app.add_option("--device", opts->device,
+                       "auto | cpu | cuda | cuda:N; auto takes the GPU of this node-local rank "
+                       "when LibTorch has CUDA, else the CPU");
         app.add_option("--temperature", opts->temperature,
                        "softmax temperature (paper preset: 0.01)")
             ->default_str("from --preset");

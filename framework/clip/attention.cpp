@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 
@@ -119,8 +120,40 @@ void attend(const Layout& l, int64_t first_row, int64_t length, int64_t head, fl
 
 }  // namespace
 
+torch::Tensor packed_attention_ops(const torch::Tensor& qkv,
+                                   const std::vector<SequenceGroup>& groups, int64_t heads,
+                                   bool causal) {
+    WINCLIP_CHECK(qkv.dim() == 2 && qkv.size(1) % (3 * heads) == 0);
+    const int64_t width = qkv.size(1) / 3, hw = width / heads;
+    torch::Tensor out = torch::zeros({qkv.size(0), width}, qkv.options());
+    const double scale = 1.0 / std::sqrt(static_cast<double>(hw));
+    for (const SequenceGroup& g : groups) {
+        WINCLIP_CHECK(g.offset >= 0 && g.count >= 0 && g.length >= 1 &&
+                      g.offset + g.count * g.length <= qkv.size(0));
+        if (g.count == 0) continue;
+        // [count, length, q|k|v, heads, hw] -> three [count, heads, length, hw].
+        const torch::Tensor x =
+            qkv.narrow(0, g.offset, g.count * g.length).view({g.count, g.length, 3, heads, hw});
+        const torch::Tensor q = x.select(2, 0).permute({0, 2, 1, 3});
+        const torch::Tensor k = x.select(2, 1).permute({0, 2, 1, 3});
+        const torch::Tensor v = x.select(2, 2).permute({0, 2, 1, 3});
+        torch::Tensor s = torch::matmul(q, k.transpose(-2, -1)).mul_(scale);
+        if (causal) {
+            const torch::Tensor later = torch::ones({g.length, g.length},
+                                                    qkv.options().dtype(torch::kBool))
+                                            .triu(1);
+            s.masked_fill_(later, -std::numeric_limits<float>::infinity());
+        }
+        const torch::Tensor o = torch::matmul(torch::softmax(s, -1), v);
+        out.narrow(0, g.offset, g.count * g.length)
+            .copy_(o.permute({0, 2, 1, 3}).reshape({g.count * g.length, width}));
+    }
+    return out;
+}
+
 torch::Tensor packed_attention(const torch::Tensor& qkv, const std::vector<SequenceGroup>& groups,
                                int64_t heads, bool causal) {
+    if (!qkv.is_cpu()) return packed_attention_ops(qkv, groups, heads, causal);
     WINCLIP_CHECK(qkv.dim() == 2 && qkv.scalar_type() == torch::kFloat && qkv.is_contiguous());
     WINCLIP_CHECK(qkv.size(1) % (3 * heads) == 0);
     const int64_t width = qkv.size(1) / 3;

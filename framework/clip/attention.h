@@ -22,7 +22,16 @@ struct SequenceGroup {
 // Returns [T, width] float32: softmax(q k^T / sqrt(head_width)) v per head,
 // attending only within each sequence (and only to earlier tokens if
 // `causal`). Rows not covered by a group are left zero.
+// On the CPU this runs a hand-written kernel; on other devices (CUDA) it
+// runs packed_attention_ops.
 torch::Tensor packed_attention(const torch::Tensor& qkv, const std::vector<SequenceGroup>& groups,
                                int64_t heads, bool causal);
+
+// The same computation from LibTorch operators (batched matmul and softmax
+// per group), on whatever device qkv lives; equal to the CPU kernel up to
+// float rounding.
+torch::Tensor packed_attention_ops(const torch::Tensor& qkv,
+                                   const std::vector<SequenceGroup>& groups, int64_t heads,
+                                   bool causal);
 
 }  // namespace winclip::clip::detail

@@ -46,6 +46,7 @@ struct Slot {
 struct ClipModel::Impl {
     ModelConfig config;
     torch::ScalarType dtype = torch::kFloat;
+    torch::Device device = torch::kCPU;
 
     // Vision tower.
     Tensor conv1_weight;       // [w, 3, p, p], no bias
@@ -273,6 +274,27 @@ void ClipModel::set_compute_dtype(torch::ScalarType dtype) {
 
 torch::ScalarType ClipModel::compute_dtype() const { return impl_->dtype; }
 
+void ClipModel::to(const torch::Device& device) {
+    torch::NoGradGuard no_grad;
+    if (device.is_cuda()) {
+        const int64_t count = torch::cuda::is_available() ? torch::cuda::device_count() : 0;
+        if (device.index() >= count || (!device.has_index() && count == 0)) {
+            throw ConfigError(fmt::format("device {} is not available: this LibTorch sees {} CUDA "
+                                          "device(s)",
+                                          device.str(), count));
+        }
+    } else if (!device.is_cpu()) {
+        throw ConfigError(fmt::format("device {} is not supported (cpu or cuda)", device.str()));
+    }
+    // The weights hash is taken from the CPU copy, before anything moves.
+    weights_sha256();
+    for (Slot& s : impl_->slots()) *s.tensor = s.tensor->to(device);
+    impl_->device = device;
+    impl_->prepare_compute_weights();
+}
+
+torch::Device ClipModel::device() const { return impl_->device; }
+
 std::vector<std::pair<std::string, torch::Tensor>> ClipModel::named_tensors() const {
     std::vector<std::pair<std::string, torch::Tensor>> out;
     for (const Slot& s : impl_->slots()) out.emplace_back(s.name, *s.tensor);
@@ -285,7 +307,7 @@ std::string ClipModel::weights_sha256() const {
     std::lock_guard<std::mutex> lock(impl_->hash_mutex);
     if (impl_->hash.empty()) {
         StateDict state;
-        for (auto& [name, t] : named_tensors()) state[name] = t;
+        for (auto& [name, t] : named_tensors()) state[name] = t.to(torch::kCPU);
         impl_->hash = state_dict_sha256(state);
     }
     return impl_->hash;
@@ -300,7 +322,7 @@ torch::Tensor ClipModel::encode_text(const torch::Tensor& ids_in, bool truncate)
                                      t.context_length, c10::toString(ids_in.scalar_type()),
                                      shape_of(ids_in)));
     }
-    const Tensor ids = ids_in.to(torch::kLong).contiguous();
+    const Tensor ids = ids_in.to(impl_->device, torch::kLong).contiguous();
     const int64_t n = ids.size(0);
     const int64_t w = t.width;
     if (n == 0) return torch::empty({0, impl_->config.embed_dim});
@@ -320,10 +342,10 @@ torch::Tensor ClipModel::encode_text(const torch::Tensor& ids_in, bool truncate)
     for (const Block& b : impl_->text_blocks)
         impl_->run_block(x, b, groups, t.heads, /*causal=*/true);
 
-    const Tensor rows = torch::arange(n, torch::kLong) * length + pool;
+    const Tensor rows = torch::arange(n, ids.options()) * length + pool;
     Tensor pooled = torch::layer_norm(x.index_select(0, rows), {w}, impl_->ln_final_weight,
                                       impl_->ln_final_bias, kLayerNormEps);
-    return pooled.mm(impl_->text_projection);
+    return pooled.mm(impl_->text_projection).to(torch::kCPU);
 }
 
 VisionOutput ClipModel::encode_image(const torch::Tensor& pixels_in,
@@ -337,7 +359,7 @@ VisionOutput ClipModel::encode_image(const torch::Tensor& pixels_in,
                                      S, c10::toString(pixels_in.scalar_type()),
                                      shape_of(pixels_in)));
     }
-    const Tensor pixels = pixels_in.to(torch::kFloat).contiguous();
+    const Tensor pixels = pixels_in.to(impl_->device, torch::kFloat).contiguous();
     const int64_t B = pixels.size(0);
 
     // Patch embedding: a stride-p convolution is a product with the flattened patches.
@@ -365,13 +387,13 @@ VisionOutput ClipModel::encode_image(const torch::Tensor& pixels_in,
                             "got {} {}",
                             s, c10::toString(m.scalar_type()), shape_of(m)));
         }
-        const Tensor idx = m.to(torch::kLong);
+        const Tensor idx = m.to(impl_->device, torch::kLong);
         if (idx.numel() > 0 && (idx.min().item<int64_t>() < 0 || idx.max().item<int64_t>() >= GG)) {
             throw ConfigError(
                 fmt::format("window set {} lists patch indices outside [0, {})", s, GG));
         }
         const int64_t kk = idx.size(0), nw = idx.size(1);
-        const Tensor seq = torch::cat({torch::zeros({1, nw}, torch::kLong), idx + 1}, /*dim=*/0)
+        const Tensor seq = torch::cat({torch::zeros({1, nw}, idx.options()), idx + 1}, /*dim=*/0)
                                .t()
                                .contiguous()
                                .view({-1});  // [nw * (1 + kk)] positions in `tokens`
@@ -400,6 +422,11 @@ VisionOutput ClipModel::encode_image(const torch::Tensor& pixels_in,
         const Tensor normed = torch::layer_norm(cls_rows, {w}, impl_->ln_post_weight,
                                                 impl_->ln_post_bias, kLayerNormEps);
         out.window_embeddings.push_back(normed.mm(impl_->visual_proj).view({B, g.count / B, -1}));
+    }
+    if (!impl_->device.is_cpu()) {
+        out.image_embeddings = out.image_embeddings.to(torch::kCPU);
+        out.patch_tokens = out.patch_tokens.to(torch::kCPU);
+        for (auto& e : out.window_embeddings) e = e.to(torch::kCPU);
     }
     return out;
 }

@@ -47,6 +47,13 @@ class ClipModel {
     // The stored logit scale (log of the inverse temperature), e.g. log(100).
     float logit_scale() const;
 
+    // Moves every weight to `device` (CPU or CUDA); the forward passes then
+    // run there. encode_text and encode_image accept inputs on any device,
+    // move them to the model's, and return CPU tensors. ConfigError naming the
+    // device when LibTorch cannot use it (e.g. CUDA in a CPU-only build).
+    void to(const torch::Device& device);
+    torch::Device device() const;
+
     // Matrix products run in this dtype: torch::kFloat (default) or
     // torch::kBFloat16 (about twice as fast on CPUs with avx512_bf16, less
     // accurate). Attention, LayerNorm and the residual stream stay float32.
@@ -61,8 +68,8 @@ class ClipModel {
     std::string weights_sha256() const;
 
     // ids: [N, context_length] int64 token ids (Tokenizer::tokenize). Returns
-    // [N, D] float32, projected, not normalised. With `truncate`, the batch is
-    // run only up to its longest prompt's end token: causal attention makes
+    // [N, D] float32 on the CPU, projected, not normalised. With `truncate`,
+    // the batch is run only up to its longest prompt's end token: causal attention makes
     // later positions irrelevant to the pooled token, so the result equals
     // the full-length one up to rounding.
     torch::Tensor encode_text(const torch::Tensor& ids, bool truncate = true) const;
@@ -70,7 +77,8 @@ class ClipModel {
     // pixels: [B, 3, S, S] float32, CLIP-normalised. `windows`: per scale an
     // integer tensor [k*k, n_windows]; column w lists the patch indices
     // (row-major on the G x G grid) window w covers. All images and all their
-    // windows run through the transformer as one packed batch.
+    // windows run through the transformer as one packed batch. Returns CPU
+    // tensors.
     VisionOutput encode_image(const torch::Tensor& pixels,
                               const std::vector<torch::Tensor>& windows = {}) const;
 

@@ -114,6 +114,8 @@ Session::Session() {
     ::setenv("WINCLIP_THREADS", std::to_string(threads_).c_str(), /*overwrite=*/0);
     g_threads = threads_;
     apply_thread_count();
+    // The pipeline picks this rank's GPU from it (method::node_local_rank()).
+    ::setenv("WINCLIP_LOCAL_RANK", std::to_string(local_rank_).c_str(), /*overwrite=*/1);
 }
 
 Session::~Session() {

@@ -25,7 +25,7 @@ class Session {
     int rank() const { return rank_; }
     int size() const { return size_; }
     // Rank among the ranks of this node (MPI_COMM_TYPE_SHARED); picks the GPU
-    // on nodes with several.
+    // on nodes with several. The Session exports it as WINCLIP_LOCAL_RANK.
     int local_rank() const { return local_rank_; }
     int local_size() const { return local_size_; }
     // Host name of every rank, indexed by rank.

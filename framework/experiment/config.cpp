@@ -358,7 +358,20 @@ Experiment parse_experiment(const std::string& yaml_text, const std::string& sou
     // --- run
     if (root["run"]) {
         const YAML::Node run = root["run"];
-        r.check_keys(run, "run", {"batch_size"});
+        r.check_keys(run, "run", {"batch_size", "device"});
+        if (run["device"]) {
+            e.device = r.string(run["device"], "run.device");
+            // The form only; whether this machine has the device is checked
+            // when the run starts (method::choose_device).
+            const bool indexed = e.device.size() > 5 && e.device.rfind("cuda:", 0) == 0 &&
+                                 std::all_of(e.device.begin() + 5, e.device.end(),
+                                             [](char c) { return c >= '0' && c <= '9'; });
+            if (e.device != "auto" && e.device != "cpu" && e.device != "cuda" && !indexed) {
+                r.fail(fmt::format("device must be auto, cpu, cuda or cuda:N, got '{}'", e.device),
+                       "run.device");
+            }
+            for (auto& b : e.backbones) b.device = e.device;
+        }
         if (run["batch_size"]) {
             e.batch_size = r.integer(run["batch_size"], "run.batch_size");
             if (e.batch_size < 1) {
@@ -402,7 +415,7 @@ nlohmann::json Experiment::to_json() const {
     j["grid"]["seeds"] = seeds;
     for (const auto& s : switches) j["grid"]["switches"].push_back(s.to_json());
     j["cache"] = {{"folder", cache_folder}, {"dtype", cache_float16 ? "float16" : "float32"}};
-    j["run"] = {{"batch_size", batch_size}};
+    j["run"] = {{"batch_size", batch_size}, {"device", device}};
     return j;
 }
 

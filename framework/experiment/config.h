@@ -38,6 +38,9 @@ struct Experiment {
     std::string cache_folder;    // embedding cache (resolved); required
     bool cache_float16 = false;  // store embeddings as IEEE half (halves the cache)
     int batch_size = 8;          // images per forward pass and per cache shard, >= 1
+    // Device of every backbone's forward passes (method::BackboneSpec::device):
+    // auto, cpu, cuda or cuda:N; checked when the run starts.
+    std::string device = "auto";
 
     // The fully resolved experiment, for run.json.
     nlohmann::json to_json() const;

@@ -402,13 +402,23 @@ std::string resolve_out_dir(const RunOptions& o) {
     return o.out_dir.empty() ? default_out_dir(o.experiment) : o.out_dir;
 }
 
+// The experiment with the command line's overrides applied.
+Experiment load_for_run(const RunOptions& o) {
+    Experiment e = load_experiment(o.experiment);
+    if (!o.cache_dir.empty()) e.cache_folder = o.cache_dir;
+    if (!o.device.empty()) {
+        e.device = o.device;
+        for (auto& b : e.backbones) b.device = o.device;
+    }
+    return e;
+}
+
 }  // namespace
 
 // ---- plan command ----------------------------------------------------------------
 
 int plan_experiment(const RunOptions& options) {
-    Experiment e = load_experiment(options.experiment);
-    if (!options.cache_dir.empty()) e.cache_folder = options.cache_dir;
+    Experiment e = load_for_run(options);
     cache::EmbeddingCache cache(e.cache_folder);
     // A dry run: corrupt cache files are reported, not deleted.
     const Plan plan = build_plan(e, cache, resolve_out_dir(options), /*repair=*/false);
@@ -425,16 +435,9 @@ int run_experiment(const RunOptions& options) {
     const int rank = session.rank();
     // This build's LibTorch is CPU-only; on GPU nodes the node-local rank is the
     // device index the pipeline would take.
-    log::info("dist", "rank {} of {} on {} (node-local rank {} of {}): {} thread(s), device cpu",
-              rank, session.size(), session.hosts()[static_cast<size_t>(rank)],
-              session.local_rank(), session.local_size(), session.threads());
-    // Every rank's layout, for run.json.
-    const auto layout = session.gather(nlohmann::json{
-        {"rank", rank},
-        {"host", session.hosts()[static_cast<size_t>(rank)]},
-        {"local_rank", session.local_rank()},
-        {"threads", session.threads()},
-        {"device", "cpu"}}.dump());
+    log::info("dist", "rank {} of {} on {} (node-local rank {} of {}): {} thread(s)", rank,
+              session.size(), session.hosts()[static_cast<size_t>(rank)], session.local_rank(),
+              session.local_size(), session.threads());
 
     // --- 1. Read and plan on rank 0; every rank gets the same plan.
     Experiment e;
@@ -443,8 +446,14 @@ int run_experiment(const RunOptions& options) {
     Plan plan;
     if (rank == 0) {
         try {
-            e = load_experiment(options.experiment);
-            if (!options.cache_dir.empty()) e.cache_folder = options.cache_dir;
+            e = load_for_run(options);
+            // A device this rank cannot use stops the run before any work.
+            try {
+                method::device_for_this_process(e.device);
+            } catch (const ConfigError& err) {
+                throw ConfigError(
+                    fmt::format("{} ({}: run.device or --device)", err.what(), e.source));
+            }
             for (const auto& b : e.backbones) {
                 if (b.random_weights) {
                     log::warn("experiment",
@@ -479,11 +488,21 @@ int run_experiment(const RunOptions& options) {
     // waiting in a collective call, so it ends the whole job with its message.
     try {
         if (rank != 0) {
-            e = load_experiment(options.experiment);
-            if (!options.cache_dir.empty()) e.cache_folder = options.cache_dir;
+            e = load_for_run(options);
             plan = Plan::from_json(nlohmann::json::parse(message).at("plan"));
         }
         message.clear();
+        // Each rank's device (its node-local GPU, or the CPU) and threads,
+        // logged and kept for run.json.
+        const std::string device = method::device_for_this_process(e.device);
+        log::info("dist", "rank {}: device {} (requested {}), {} CPU thread(s)", rank, device,
+                  e.device, session.threads());
+        const auto layout = session.gather(nlohmann::json{
+            {"rank", rank},
+            {"host", session.hosts()[static_cast<size_t>(rank)]},
+            {"local_rank", session.local_rank()},
+            {"threads", session.threads()},
+            {"device", device}}.dump());
         if (rank == 0) {
             log::info("experiment",
                       "{} cells ({} finished earlier), {} image units ({} cached), {} text units "

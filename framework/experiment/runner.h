@@ -22,6 +22,7 @@ struct RunOptions {
     std::string experiment;  // path to the YAML
     std::string out_dir;     // empty: results/<experiment file stem>/ under the current folder
     std::string cache_dir;   // empty: the YAML's cache.folder
+    std::string device;      // empty: the YAML's run.device (auto when absent)
 };
 
 // Returns the process exit status: 0 when every cell is ok, 1 when some cell

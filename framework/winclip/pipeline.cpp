@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <cstdlib>
@@ -38,19 +39,32 @@ constexpr const char* kDemoWeightsSha256 =
 std::atomic<int64_t> g_image_passes{0};
 std::atomic<int64_t> g_text_passes{0};
 
-// One loaded model per (checkpoint, config) in the process: every Pipeline of
-// a grid (one per switch setting) shares it.
-std::shared_ptr<clip::ClipModel> shared_model(const BackboneSpec& backbone) {
+// One loaded model per (checkpoint, config, device) in the process: every
+// Pipeline of a grid (one per switch setting) shares it.
+std::shared_ptr<clip::ClipModel> shared_model(const BackboneSpec& backbone,
+                                              const std::string& device) {
     static std::mutex mutex;
     static std::map<std::string, std::weak_ptr<clip::ClipModel>> models;
-    const std::string key = backbone.checkpoint + "\n" + backbone.model_config;
+    const std::string key = backbone.checkpoint + "\n" + backbone.model_config + "\n" + device;
     std::lock_guard<std::mutex> lock(mutex);
     if (auto model = models[key].lock()) return model;
-    log::info("clip", "loading {} (config {})", backbone.checkpoint, backbone.model_config);
+    log::info("clip", "loading {} (config {}) onto device {} (requested {}, node-local rank {})",
+              backbone.checkpoint, backbone.model_config, device, backbone.device,
+              node_local_rank());
     auto model = std::make_shared<clip::ClipModel>(
         clip::ClipModel::load(backbone.checkpoint, backbone.model_config));
+    if (device != "cpu") model->to(torch::Device(device));
     models[key] = model;
     return model;
+}
+
+// A non-negative integer, or -1.
+int parse_index(const std::string& s) {
+    if (s.empty() || s.size() > 6 ||
+        !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return -1;
+    }
+    return std::stoi(s);
 }
 
 // LibTorch starts with one intra-op thread here; use the cores this process
@@ -68,12 +82,62 @@ void configure_threads() {
             threads = requested;
         }
         torch::set_num_threads(threads);
-        log::info("clip", "LibTorch {} with {} intra-op thread(s) on CPU", TORCH_VERSION,
-                  threads);
+        log::info("clip", "LibTorch {} with {} intra-op CPU thread(s)", TORCH_VERSION, threads);
     });
 }
 
 }  // namespace
+
+std::string choose_device(const std::string& request, bool cuda_available, int device_count,
+                          int local_rank) {
+    const std::string where = "device '" + request + "'";
+    if (request == "cpu") return "cpu";
+    const bool has_cuda = cuda_available && device_count > 0;
+    if (request == "auto" || request == "cuda") {
+        if (!has_cuda) {
+            if (request == "auto") return "cpu";
+            throw ConfigError(where +
+                              " asks for CUDA, but this LibTorch has no CUDA device "
+                              "(use auto or cpu)");
+        }
+        // One GPU per rank of the node, round robin when ranks outnumber GPUs.
+        return "cuda:" + std::to_string(std::max(local_rank, 0) % device_count);
+    }
+    if (request.rfind("cuda:", 0) == 0) {
+        const int index = parse_index(request.substr(5));
+        if (index < 0) {
+            throw ConfigError(where + " is malformed: expected cuda:N with N a device index");
+        }
+        if (!has_cuda) {
+            throw ConfigError(where +
+                              " asks for CUDA, but this LibTorch has no CUDA device "
+                              "(use auto or cpu)");
+        }
+        if (index >= device_count) {
+            throw ConfigError(where + " does not exist: this LibTorch sees " +
+                              std::to_string(device_count) + " CUDA device(s)");
+        }
+        return "cuda:" + std::to_string(index);
+    }
+    throw ConfigError(where + " is not one of auto, cpu, cuda, cuda:N");
+}
+
+int node_local_rank() {
+    for (const char* name :
+         {"WINCLIP_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"}) {
+        const char* value = std::getenv(name);
+        if (!value) continue;
+        const int rank = parse_index(value);
+        if (rank >= 0) return rank;
+    }
+    return 0;
+}
+
+std::string device_for_this_process(const std::string& request) {
+    const bool cuda = torch::cuda::is_available();
+    return choose_device(request, cuda, cuda ? static_cast<int>(torch::cuda::device_count()) : 0,
+                         node_local_rank());
+}
 
 struct Pipeline::Impl {
     BackboneSpec backbone;
@@ -98,7 +162,8 @@ Pipeline::Pipeline(const BackboneSpec& backbone, const Settings& settings)
     configure_threads();
     impl_->backbone = backbone;
     impl_->settings = settings;
-    impl_->model = shared_model(backbone);
+    const std::string device = device_for_this_process(backbone.device);
+    impl_->model = shared_model(backbone, device);
     impl_->prompts = load_prompt_set(settings.prompt_set);
     const auto& vision = impl_->model->config().vision;
     impl_->layout = WindowLayout::make(vision.grid_size(), settings.window_sizes,

@@ -21,7 +21,29 @@ struct BackboneSpec {
     std::string checkpoint;     // OpenCLIP .bin/.pt state dict or .safetensors
     std::string model_config;   // OpenCLIP model-config JSON
     bool random_weights = false;  // demo/bench weights: every log line and table says so
+    // Where the forward passes run: "auto" (the default: the CUDA device
+    // node-local rank % device count when LibTorch has CUDA, else the CPU),
+    // "cpu", "cuda" (as auto, but an error without CUDA) or "cuda:N". It does
+    // not enter any cache key or cell id.
+    std::string device = "auto";
 };
+
+// The device a rank uses, as a LibTorch device string ("cpu", "cuda:1"), from
+// the request (BackboneSpec::device), whether LibTorch has CUDA, how many
+// devices it sees and the rank's node-local rank. Pure logic. ConfigError
+// naming the request when it is malformed, asks for CUDA that is not there,
+// or names a device index >= device_count.
+std::string choose_device(const std::string& request, bool cuda_available, int device_count,
+                          int local_rank);
+
+// This process's node-local rank: WINCLIP_LOCAL_RANK (exported by the MPI
+// session), else OMPI_COMM_WORLD_LOCAL_RANK (Open MPI), SLURM_LOCALID (srun),
+// MPI_LOCALRANKID (MPICH), else 0.
+int node_local_rank();
+
+// choose_device() for this process: this LibTorch's CUDA devices and
+// node_local_rank().
+std::string device_for_this_process(const std::string& request);
 
 // Every switch that changes results. Defaults are the paper's settings
 // (preset "paper"); preset "anomalib-compat" reproduces the public reference.

@@ -1,7 +1,9 @@
 #include "clip/model.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include "clip/attention.h"
 #include "clip/tokenizer.h"
 #include "core/error.h"
 #include "io/hdf5.h"
@@ -182,6 +184,52 @@ TEST(ClipModel, BadInputsAreTypedErrors) {
     EXPECT_THROW(demo_model().encode_image(torch::zeros({1, 3, 240, 240}),
                                            {torch::full({4, 2}, 225, torch::kLong)}),
                  ConfigError);
+}
+
+// The operator-based attention (the path CUDA takes) against the CPU kernel,
+// on packed groups like encode_image's: full images, windows, causal text.
+// Tolerance 1e-5 relative: the same arithmetic in another summation order.
+TEST(PackedAttention, OperatorPathMatchesCpuKernel) {
+    at::Generator gen = at::detail::createCPUGenerator(7);
+    const int64_t heads = 4, width = 32;
+    // Rows 34, 35, 96 and 97 belong to no group.
+    const std::vector<detail::SequenceGroup> groups = {{0, 2, 17}, {36, 6, 5}, {66, 3, 10}};
+    const torch::Tensor qkv = torch::randn({98, 3 * width}, gen);
+    for (bool causal : {false, true}) {
+        const torch::Tensor kernel = detail::packed_attention(qkv, groups, heads, causal);
+        const torch::Tensor ops = detail::packed_attention_ops(qkv, groups, heads, causal);
+        EXPECT_LT(relative_error(ops, kernel), 1e-5) << "causal " << causal;
+        // Rows no group covers stay zero in both (tolerance 0).
+        for (int64_t row : {34, 35, 96, 97}) {
+            EXPECT_EQ(ops[row].abs().max().item<float>(), 0.0f) << row;
+            EXPECT_EQ(kernel[row].abs().max().item<float>(), 0.0f) << row;
+        }
+    }
+}
+
+// Moving the model to the CPU it is on changes nothing (tolerance 0), and a
+// device this LibTorch cannot use is a ConfigError naming it.
+TEST(ClipModel, ToDeviceKeepsResultsAndRejectsUnavailableDevices) {
+    ClipModel m = ClipModel::load(kDemo + ".safetensors", kDemo + ".json");
+    io::H5File f(kGolden, io::H5File::Mode::kRead);
+    const torch::Tensor pixels = read_tensor(f, "images/pixels").narrow(0, 0, 1);
+    const torch::Tensor windows = read_long_tensor(f, "images/window_masks_2");
+    const VisionOutput before = m.encode_image(pixels, {windows});
+    m.to(torch::Device(torch::kCPU));
+    EXPECT_TRUE(m.device().is_cpu());
+    const VisionOutput after = m.encode_image(pixels, {windows});
+    EXPECT_TRUE(torch::equal(before.image_embeddings, after.image_embeddings));
+    EXPECT_TRUE(torch::equal(before.window_embeddings[0], after.window_embeddings[0]));
+    EXPECT_TRUE(after.image_embeddings.is_cpu());
+    if (!torch::cuda::is_available()) {
+        try {
+            m.to(torch::Device("cuda:0"));
+            FAIL() << "expected ConfigError";
+        } catch (const ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find("cuda:0"), std::string::npos) << e.what();
+        }
+        EXPECT_TRUE(m.device().is_cpu());  // unchanged after the refusal
+    }
 }
 
 // bfloat16 products: same shapes, close to float32 (2e-2 relative: bfloat16

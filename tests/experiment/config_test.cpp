@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "core/error.h"
 #include "experiment/grid.h"
 
@@ -99,6 +101,76 @@ TEST(ExperimentConfig, BadValuesAreErrors) {
     text.replace(text.find("tinyclip-vit-240.safetensors"), 28, "missing.safetensors");
     EXPECT_NE(error_of(text).find("no such file"), std::string::npos);
     EXPECT_NE(error_of(text).find("backbones[0].checkpoint"), std::string::npos);
+}
+
+TEST(ExperimentConfig, RunDeviceReachesEveryBackboneAndIsChecked) {
+    EXPECT_EQ(parse(yaml_with("  shots: [0]\n")).backbones[0].device, "auto");
+    const Experiment e = parse(yaml_with("  shots: [0]\n", "run:\n  device: cuda:1\n"));
+    EXPECT_EQ(e.device, "cuda:1");
+    EXPECT_EQ(e.backbones[0].device, "cuda:1");
+    EXPECT_EQ(e.to_json()["run"]["device"], "cuda:1");
+    for (const char* bad : {"gpu", "cuda:", "cuda:x", "cuda:-1", "CPU"}) {
+        const std::string error =
+            error_of(yaml_with("  shots: [0]\n", std::string("run:\n  device: '") + bad + "'\n"));
+        EXPECT_NE(error.find(std::string("got '") + bad + "' (experiments/x.yaml: run.device)"),
+                  std::string::npos)
+            << error;
+    }
+}
+
+// Device selection is pure logic, so every branch is tested here without a
+// GPU (this build's LibTorch has none).
+TEST(DeviceChoice, AutoTakesTheNodeLocalGpuOrTheCpu) {
+    EXPECT_EQ(method::choose_device("auto", false, 0, 3), "cpu");
+    EXPECT_EQ(method::choose_device("auto", true, 0, 0), "cpu");  // CUDA built, no device
+    EXPECT_EQ(method::choose_device("auto", true, 4, 0), "cuda:0");
+    EXPECT_EQ(method::choose_device("auto", true, 4, 3), "cuda:3");
+    EXPECT_EQ(method::choose_device("auto", true, 4, 6), "cuda:2");  // more ranks than GPUs
+    EXPECT_EQ(method::choose_device("cuda", true, 2, 1), "cuda:1");
+    EXPECT_EQ(method::choose_device("cpu", true, 8, 5), "cpu");
+    EXPECT_EQ(method::choose_device("cuda:1", true, 2, 0), "cuda:1");
+}
+
+TEST(DeviceChoice, ImpossibleOrMalformedRequestsNameTheValue) {
+    auto error = [](const std::string& request, bool cuda, int count) -> std::string {
+        try {
+            method::choose_device(request, cuda, count, 0);
+        } catch (const ConfigError& e) {
+            return e.what();
+        }
+        return "(no error)";
+    };
+    EXPECT_NE(error("cuda", false, 0).find("device 'cuda' asks for CUDA"), std::string::npos);
+    EXPECT_NE(error("cuda:0", false, 0).find("device 'cuda:0' asks for CUDA"), std::string::npos);
+    EXPECT_NE(error("cuda:2", true, 2).find("device 'cuda:2' does not exist"), std::string::npos);
+    EXPECT_NE(error("cuda:2", true, 2).find("sees 2 CUDA device(s)"), std::string::npos);
+    for (const std::string bad : {"cuda:", "cuda:x", "cuda:-1", "cuda:1x"}) {
+        EXPECT_NE(error(bad, true, 2).find("device '" + bad + "' is malformed"), std::string::npos)
+            << bad;
+    }
+    for (const std::string bad : {"gpu", "", "CPU", "mps"}) {
+        EXPECT_NE(error(bad, true, 2).find("device '" + bad + "' is not one of"), std::string::npos)
+            << bad;
+    }
+}
+
+// The MPI session exports WINCLIP_LOCAL_RANK; without it the launchers' own
+// variables are read.
+TEST(DeviceChoice, NodeLocalRankComesFromTheEnvironment) {
+    const char* names[] = {"WINCLIP_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID",
+                           "MPI_LOCALRANKID"};
+    for (const char* n : names) ::unsetenv(n);
+    EXPECT_EQ(method::node_local_rank(), 0);
+    ::setenv("SLURM_LOCALID", "2", 1);
+    EXPECT_EQ(method::node_local_rank(), 2);
+    ::setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1", 1);
+    EXPECT_EQ(method::node_local_rank(), 1);
+    ::setenv("WINCLIP_LOCAL_RANK", "3", 1);
+    EXPECT_EQ(method::node_local_rank(), 3);
+    ::setenv("WINCLIP_LOCAL_RANK", "junk", 1);  // ignored, the next one counts
+    EXPECT_EQ(method::node_local_rank(), 1);
+    for (const char* n : names) ::unsetenv(n);
+    EXPECT_EQ(method::device_for_this_process("cpu"), "cpu");
 }
 
 TEST(ExperimentConfig, MissingFileIsIoError) {
