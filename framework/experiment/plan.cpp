@@ -56,7 +56,8 @@ nlohmann::json Plan::to_json() const {
         j["variants"].push_back({{"backbone", v.backbone},
                                  {"settings", v.settings.to_json()},
                                  {"embedding_key", v.embedding_key},
-                                 {"image_gflops", v.image_gflops}});
+                                 {"image_gflops", v.image_gflops},
+                                 {"random_weights", v.random_weights}});
     }
     j["image_units"] = nlohmann::json::array();
     for (const auto& u : image_units) {
@@ -101,7 +102,8 @@ Plan Plan::from_json(const nlohmann::json& j) {
     for (const auto& v : j.at("variants")) {
         p.variants.push_back({v.at("backbone").get<size_t>(), settings_from_json(v.at("settings")),
                               v.at("embedding_key").get<std::string>(),
-                              v.at("image_gflops").get<double>()});
+                              v.at("image_gflops").get<double>(),
+                              v.at("random_weights").get<bool>()});
     }
     for (const auto& u : j.at("image_units")) {
         p.image_units.push_back({u[0].get<std::string>(), u[1].get<std::string>(),
@@ -271,7 +273,7 @@ Plan build_plan(const Experiment& e, cache::EmbeddingCache& cache, const std::st
                                               e.source, backbone.name, spec.settings.prompt_set));
             }
             Variant v{spec.backbone, spec.settings, pipeline->image_embedding_key(),
-                      pipeline->image_gflops()};
+                      pipeline->image_gflops(), pipeline->random_weights()};
             pipelines[plan.variants.size()] = std::move(pipeline);
             vit = variant_index.emplace(vkey, plan.variants.size()).first;
             plan.variants.push_back(std::move(v));

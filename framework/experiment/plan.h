@@ -21,6 +21,7 @@ struct Variant {
     method::Settings settings;
     std::string embedding_key;  // Pipeline::image_embedding_key()
     double image_gflops = 0;    // one image's forward pass (Pipeline::image_gflops())
+    bool random_weights = false;  // Pipeline::random_weights(): the YAML flag or the demo weights
 };
 
 struct ImageUnit {

@@ -467,6 +467,11 @@ int run_experiment(const RunOptions& options) {
             }
             cache::EmbeddingCache cache(e.cache_folder);
             plan = build_plan(e, cache, out_dir);
+            // The pipeline also recognises the bundled demo weights by their
+            // hash, whatever the YAML says; tables and run.json must say so.
+            for (const auto& v : plan.variants) {
+                if (v.random_weights) e.backbones[v.backbone].random_weights = true;
+            }
             message =
                 nlohmann::json{{"experiment_folder", e.folder}, {"plan", plan.to_json()}}.dump();
         } catch (const fs::filesystem_error& err) {

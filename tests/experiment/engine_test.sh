@@ -100,6 +100,15 @@ warm)
     grep '0 image forward passes, 0 text forward passes' "$work/warm.log" ||
         { cat "$work/warm.log"; fail "warm run did forward passes"; }
     same_results "$work/cold" "$work/warm"
+    # The demo weights are recognised by their hash even when the YAML does
+    # not flag them: the table and run.json must still carry the warning.
+    sed -e '/random_weights/d' -e "s#\.\./#$repo/#" "$quickstart" >"$work/unflagged.yaml"
+    run_ranks 1 "$work/unflagged.log" "$work/unflagged.yaml" --out "$work/unflagged" \
+        --cache "$work/cache" || { cat "$work/unflagged.log"; fail "unflagged run failed"; }
+    grep -q 'random weights' "$work/unflagged/table.md" ||
+        fail "table.md of the unflagged demo backbone lacks the random-weights warning"
+    grep -q '"random_weights": true' "$work/unflagged/run.json" ||
+        fail "run.json of the unflagged demo backbone says its weights are not random"
     ;;
 resume)
     run_ranks 2 "$work/clean.log" "$quickstart" --out "$work/clean" --cache "$work/cache-clean" ||
