@@ -1,4 +1,4 @@
-// `winclip run EXPERIMENT.yaml [--out DIR] [--cache DIR]`: runs a grid, alone
+// `winclip run EXPERIMENT.yaml [--out DIR] [--cache DIR] [--device D]`: runs a grid, alone
 // or under mpirun (see experiment/runner.h and docs/running-on-a-cluster.md).
 #include <memory>
 

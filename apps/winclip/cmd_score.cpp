@@ -43,10 +43,12 @@ struct ScoreOptions {
 };
 
 // One path per line; blank lines and lines starting with '#' are skipped; a
-// relative path is relative to the list file's folder.
-std::vector<std::string> read_list(const std::string& list_path) {
+// relative path is relative to the list file's folder. With `dash_is_none`, a
+// line "-" stands for "no file" and reads as an empty string.
+std::vector<std::string> read_path_list(const std::string& list_path, const std::string& what,
+                                        bool dash_is_none) {
     std::ifstream in(list_path);
-    if (!in) throw IoError("cannot open image list " + list_path);
+    if (!in) throw IoError("cannot open " + what + " " + list_path);
     const fs::path base = fs::path(list_path).parent_path();
     std::vector<std::string> paths;
     std::string line;
@@ -54,29 +56,23 @@ std::vector<std::string> read_list(const std::string& list_path) {
         while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
         if (line.empty() || line[0] == '#') continue;
         const fs::path p(line);
-        paths.push_back(p.is_absolute() ? p.string() : (base / p).lexically_normal().string());
+        paths.push_back(dash_is_none && line == "-" ? std::string()
+                        : p.is_absolute()           ? p.string()
+                                                    : (base / p).lexically_normal().string());
     }
+    return paths;
+}
+
+std::vector<std::string> read_list(const std::string& list_path) {
+    std::vector<std::string> paths = read_path_list(list_path, "image list", /*dash_is_none=*/false);
     if (paths.empty()) throw ConfigError("image list " + list_path + " names no images");
     return paths;
 }
 
 // Ground truth for `winclip metrics`: one line per image, in the images'
 // order, a mask path (anomalous image) or "-" (normal image, no mask).
-// Same comment and relative-path rules as read_list.
 std::vector<std::string> read_mask_list(const std::string& list_path, size_t images) {
-    std::ifstream in(list_path);
-    if (!in) throw IoError("cannot open mask list " + list_path);
-    const fs::path base = fs::path(list_path).parent_path();
-    std::vector<std::string> masks;
-    std::string line;
-    while (std::getline(in, line)) {
-        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-        if (line.empty() || line[0] == '#') continue;
-        const fs::path p(line);
-        masks.push_back(line == "-" ? std::string()
-                        : p.is_absolute() ? p.string()
-                                          : (base / p).lexically_normal().string());
-    }
+    std::vector<std::string> masks = read_path_list(list_path, "mask list", /*dash_is_none=*/true);
     if (masks.size() != images) {
         throw ConfigError("mask list " + list_path + " has " + std::to_string(masks.size()) +
                           " entries, the image list " + std::to_string(images) +

@@ -9,10 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <vector>
 
 #include "core/error.h"
-#include "core/sha256.h"
 
 namespace winclip::cache {
 namespace fs = std::filesystem;
@@ -67,28 +65,6 @@ void publish_text(const std::string& path, const std::string& text) {
         out.flush();
         if (!out) throw IoError("cannot write " + temp);
     });
-}
-
-std::string read_file_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError("cannot read " + path);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) throw IoError("cannot read " + path);
-    return bytes;
-}
-
-std::string file_sha256(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError("cannot read " + path);
-    Sha256 hash;
-    std::vector<char> block(1 << 20);
-    while (in) {
-        in.read(block.data(), static_cast<std::streamsize>(block.size()));
-        const auto got = in.gcount();
-        if (got > 0) hash.update(block.data(), static_cast<size_t>(got));
-    }
-    if (in.bad()) throw IoError("cannot read " + path);
-    return hash.hex_digest();
 }
 
 }  // namespace winclip::cache

@@ -17,12 +17,6 @@ void publish_file(const std::string& path, const std::function<void(const std::s
 // publish_file for a text body.
 void publish_text(const std::string& path, const std::string& text);
 
-// The whole file as bytes; IoError naming the path if it cannot be read.
-std::string read_file_bytes(const std::string& path);
-
-// SHA-256 of a file's bytes (hex), read in blocks; IoError naming the path.
-std::string file_sha256(const std::string& path);
-
 // True for the temporary names publish_file uses.
 bool is_temporary_name(const std::string& file_name);
 

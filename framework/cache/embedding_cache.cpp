@@ -11,23 +11,26 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/sha256.h"
+#include "io/file.h"
 #include "io/hdf5.h"
 
 namespace winclip::cache {
 namespace fs = std::filesystem;
 namespace {
 
-// Values, then shapes, of every stored array in a fixed order, plus the
-// geometry: the checksum covers exactly what a reader gets back.
+// Shape, then values, of one array.
+void hash_array(Sha256& h, const FloatArray& a) {
+    h.update(a.shape.data(), a.shape.size() * sizeof(int64_t));
+    h.update(a.values.data(), a.values.size() * sizeof(float));
+}
+
+// Every stored array in a fixed order, plus the geometry: the checksum covers
+// exactly what a reader gets back.
 std::string unit_checksum(const StoredImage& u) {
     Sha256 h;
-    auto add = [&](const FloatArray& a) {
-        h.update(a.shape.data(), a.shape.size() * sizeof(int64_t));
-        h.update(a.values.data(), a.values.size() * sizeof(float));
-    };
-    add(u.embeddings.image_embedding);
-    add(u.embeddings.patch_tokens);
-    for (const auto& w : u.embeddings.window_embeddings) add(w);
+    hash_array(h, u.embeddings.image_embedding);
+    hash_array(h, u.embeddings.patch_tokens);
+    for (const auto& w : u.embeddings.window_embeddings) hash_array(h, w);
     const auto& g = u.geometry;
     const double geometry[] = {static_cast<double>(g.width),
                                static_cast<double>(g.height),
@@ -41,8 +44,7 @@ std::string unit_checksum(const StoredImage& u) {
 
 std::string array_checksum(const FloatArray& a) {
     Sha256 h;
-    h.update(a.shape.data(), a.shape.size() * sizeof(int64_t));
-    h.update(a.values.data(), a.values.size() * sizeof(float));
+    hash_array(h, a);
     return h.hex_digest();
 }
 
@@ -93,7 +95,7 @@ ScanReport EmbeddingCache::scan(bool verify, bool repair) {
         std::string sha256;
         std::vector<std::string> units;
         try {
-            const auto entry = nlohmann::json::parse(read_file_bytes(entry_path.string()));
+            const auto entry = nlohmann::json::parse(io::read_file_bytes(entry_path.string()));
             const std::string relative = entry.at("shard").get<std::string>();
             if (relative.empty() || fs::path(relative).is_absolute() ||
                 relative.find("..") != std::string::npos) {
@@ -119,7 +121,7 @@ ScanReport EmbeddingCache::scan(bool verify, bool repair) {
         }
         if (verify) {
             const bool size_ok = fs::file_size(shard) == size;
-            const bool hash_ok = size_ok && file_sha256(shard) == sha256;
+            const bool hash_ok = size_ok && io::file_sha256(shard) == sha256;
             if (!hash_ok) {
                 log::warn(
                     "cache", "corrupt cache file {} ({}); {}its {} embeddings will be recomputed",
@@ -203,7 +205,7 @@ std::string EmbeddingCache::write_images(const std::vector<std::string>& unit_ke
     nlohmann::json entry;
     entry["shard"] = "shards/" + stem + ".h5";
     entry["size"] = static_cast<uint64_t>(fs::file_size(shard));
-    entry["sha256"] = file_sha256(shard);
+    entry["sha256"] = io::file_sha256(shard);
     entry["dtype"] = float16 ? "float16" : "float32";
     entry["units"] = unit_keys;
     publish_text((fs::path(folder_) / "index" / (stem + ".json")).string(), entry.dump(1) + "\n");

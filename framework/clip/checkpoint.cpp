@@ -18,6 +18,9 @@
 namespace winclip::clip {
 namespace {
 
+// Deepest JSON nesting a safetensors header needs is 3 (object, entry, shape).
+constexpr int kMaxJsonDepth = 16;
+
 uint64_t read_le(const uint8_t* p, int bytes) {
     uint64_t v = 0;
     for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
@@ -38,18 +41,22 @@ class RandomAccessFile {
     uint64_t size() const { return size_; }
     const std::string& path() const { return path_; }
 
-    void read(uint64_t offset, void* dst, uint64_t bytes, const std::string& what) {
+    void check_range(uint64_t offset, uint64_t bytes, const std::string& what) const {
         if (offset > size_ || bytes > size_ - offset) {
             throw ModelError(
-                fmt::format("checkpoint {} is truncated: {} needs bytes {}..{} but the "
-                            "file has {}",
-                            path_, what, offset, offset + bytes, size_));
+                fmt::format("checkpoint {} is truncated: {} needs {} bytes at offset {} but "
+                            "the file has {}",
+                            path_, what, bytes, offset, size_));
         }
+    }
+    void read(uint64_t offset, void* dst, uint64_t bytes, const std::string& what) {
+        check_range(offset, bytes, what);
         in_.seekg(static_cast<std::streamoff>(offset));
         in_.read(static_cast<char*>(dst), static_cast<std::streamsize>(bytes));
         if (!in_) throw IoError(fmt::format("cannot read {} from checkpoint {}", what, path_));
     }
     std::vector<uint8_t> read(uint64_t offset, uint64_t bytes, const std::string& what) {
+        check_range(offset, bytes, what);  // before allocating what the file claims
         std::vector<uint8_t> out(bytes);
         read(offset, out.data(), bytes, what);
         return out;
@@ -196,13 +203,25 @@ class ZipArchive {
                 throw ModelError(
                     fmt::format("checkpoint {}: zip entry {} is encrypted", file_.path(), name));
             }
-            if (method != 0 || compressed != e.size) {
+            if (method == 0 && compressed != e.size) {
+                bad(fmt::format("stored entry {} has compressed size {} but size {}", name,
+                                compressed, e.size));
+            }
+            if (method != 0) {
                 throw ModelError(
                     fmt::format("checkpoint {}: zip entry {} is compressed (method {}); "
                                 "torch.save writes entries uncompressed",
                                 file_.path(), name, method));
             }
-            entries_[name] = e;
+            // Sizes are claims of the file: one past its end would otherwise size an
+            // allocation before the read finds the file too short.
+            if (e.local_header_offset > file_.size() ||
+                e.size > file_.size() - e.local_header_offset) {
+                bad(fmt::format("entry {} claims {} bytes at offset {}, past the end of the "
+                                "{}-byte file",
+                                name, e.size, e.local_header_offset, file_.size()));
+            }
+            if (!entries_.emplace(name, e).second) bad("entry " + name + " appears twice");
             pos += 46 + name_len + extra_len + comment_len;
         }
     }
@@ -214,8 +233,12 @@ class ZipArchive {
 // ---------------------------------------------------------------------------
 // The restricted unpickler.
 
+// Values are owned by the unpickler's arena and refer to each other by plain
+// pointers: a pickle can nest a million tuples or make a list contain itself,
+// and freeing such a graph through owning pointers would recurse that deep
+// (stack overflow) or leak the cycle.
 struct Value;
-using ValuePtr = std::shared_ptr<Value>;
+using ValuePtr = Value*;
 
 struct Value {
     enum class Kind {
@@ -240,11 +263,6 @@ struct Value {
     torch::Tensor tensor;                                // kStorage (1-D), kTensor
 };
 
-ValuePtr make(Value::Kind kind) {
-    auto v = std::make_shared<Value>();
-    v->kind = kind;
-    return v;
-}
 
 const char* kind_name(Value::Kind k) {
     switch (k) {
@@ -336,7 +354,12 @@ class Unpickler {
         stack_.resize(m);
         return items;
     }
-    void push(ValuePtr v) { stack_.push_back(std::move(v)); }
+    void push(ValuePtr v) { stack_.push_back(v); }
+    ValuePtr make(Value::Kind kind) {
+        arena_.push_back(std::make_unique<Value>());
+        arena_.back()->kind = kind;
+        return arena_.back().get();
+    }
     void push_int(int64_t i) {
         auto v = make(Value::Kind::kInt);
         v->integer = i;
@@ -390,6 +413,7 @@ class Unpickler {
     ValuePtr reduce(const ValuePtr& callable, const ValuePtr& args);
     ValuePtr rebuild_tensor(const ValuePtr& args);
 
+    std::vector<std::unique_ptr<Value>> arena_;  // owns every value made
     const std::vector<uint8_t>& data_;
     ZipArchive& zip_;
     std::string prefix_;  // "archive/"
@@ -417,12 +441,29 @@ ValuePtr Unpickler::load_storage(const ValuePtr& pid) {
     const int64_t numel = as_int(pid->items[4], "storage size");
     if (numel < 0) fail("negative storage size");
     auto cached = storages_.find(key);
-    if (cached != storages_.end()) return cached->second;
+    if (cached != storages_.end()) {
+        // Tensors sharing a storage name it alike; another type would
+        // reinterpret its bytes.
+        if (cached->second->tensor.scalar_type() != type_it->second ||
+            cached->second->tensor.numel() != numel) {
+            fail(fmt::format("storage {} is named as {} of {} elements and earlier as {} of {}",
+                             key, pid->items[1]->text, numel,
+                             c10::toString(cached->second->tensor.scalar_type()),
+                             cached->second->tensor.numel()));
+        }
+        return cached->second;
+    }
 
     const std::string entry = prefix_ + "data/" + key;
     if (!zip_.contains(entry)) fail("storage " + entry + " is missing from the archive");
     const torch::ScalarType dtype = type_it->second;
-    const uint64_t bytes = static_cast<uint64_t>(numel) * c10::elementSize(dtype);
+    const uint64_t element = c10::elementSize(dtype);
+    // numel * element can wrap around; compare by division first.
+    if (static_cast<uint64_t>(numel) > zip_.entry_size(entry) / element) {
+        fail(fmt::format("storage {} holds {} bytes, fewer than {} x {}", entry,
+                         zip_.entry_size(entry), numel, c10::toString(dtype)));
+    }
+    const uint64_t bytes = static_cast<uint64_t>(numel) * element;
     if (zip_.entry_size(entry) != bytes) {
         fail(fmt::format("storage {} holds {} bytes, expected {} ({} x {})", entry,
                          zip_.entry_size(entry), bytes, numel, c10::toString(dtype)));
@@ -446,15 +487,26 @@ ValuePtr Unpickler::rebuild_tensor(const ValuePtr& args) {
     const std::vector<int64_t> size = as_int_tuple(args->items[2], "tensor size");
     const std::vector<int64_t> stride = as_int_tuple(args->items[3], "tensor stride");
     if (size.size() != stride.size()) fail("tensor size and stride differ in length");
-    // The view must stay inside its storage.
+    // The view must stay inside its storage, computed without int64 overflow.
+    // It may hold no more elements than the storage either: a zero stride
+    // (an expanded tensor) would otherwise let a few stored bytes demand an
+    // arbitrarily large copy. torch.save of a state dict never writes one
+    // (docs/known-differences.md).
     int64_t last = offset;
-    bool empty = false;
+    int64_t numel = 1;
+    bool empty = false, overflow = false;
     for (size_t d = 0; d < size.size(); ++d) {
         if (size[d] < 0 || stride[d] < 0) fail("negative tensor size or stride");
         if (size[d] == 0) empty = true;
-        last += (size[d] - 1) * stride[d];
     }
-    if (offset < 0 || (!empty && last >= storage.numel())) {
+    for (size_t d = 0; d < size.size() && !empty; ++d) {
+        int64_t step = 0;
+        overflow = overflow || __builtin_mul_overflow(size[d] - 1, stride[d], &step) ||
+                   __builtin_add_overflow(last, step, &last) ||
+                   __builtin_mul_overflow(numel, size[d], &numel);
+    }
+    if (offset < 0 || (!empty && (overflow || last >= storage.numel() ||
+                                  numel > storage.numel()))) {
         fail(
             fmt::format("tensor view {} with stride {} at offset {} exceeds its storage of {} "
                         "elements",
@@ -532,7 +584,7 @@ ValuePtr Unpickler::run() {
                 break;
             }
             case 'b': {  // BUILD: the OrderedDict's _metadata attribute; not needed
-                ValuePtr state = pop();
+                pop();
                 if (top()->kind != Value::Kind::kDict) {
                     fail(fmt::format("BUILD on a {}", kind_name(top()->kind)));
                 }
@@ -722,7 +774,12 @@ StateDict to_state_dict(const ValuePtr& root, const std::string& path) {
             throw ModelError(fmt::format("checkpoint {}: entry {} is a {}, not a tensor", path,
                                          k->text, kind_name(v->kind)));
         }
-        out[k->text] = v->tensor;
+        // Python would keep the last; a state dict never repeats a key, so a
+        // repetition means a damaged or crafted file.
+        if (!out.emplace(k->text, v->tensor).second) {
+            throw ModelError(
+                fmt::format("checkpoint {}: state-dict key {} appears twice", path, k->text));
+        }
     }
     return out;
 }
@@ -772,8 +829,27 @@ StateDict load_safetensors(RandomAccessFile& file) {
     }
     const auto header_bytes = file.read(8, header_len, "safetensors header");
     nlohmann::json header;
+    // The header is a flat object of small objects. Deeper nesting is refused
+    // while parsing, as nlohmann's dump() (used in messages) recurses per level;
+    // a repeated key is refused where nlohmann would keep only one of them.
+    std::set<std::string> keys;
+    const nlohmann::json::parser_callback_t check = [&](int depth,
+                                                        nlohmann::json::parse_event_t event,
+                                                        nlohmann::json& parsed) {
+        using Event = nlohmann::json::parse_event_t;
+        if ((event == Event::object_start || event == Event::array_start) && depth > kMaxJsonDepth) {
+            throw ModelError(fmt::format("checkpoint {}: safetensors header is nested deeper "
+                                         "than {} levels",
+                                         path, kMaxJsonDepth));
+        }
+        if (event == Event::key && depth == 1 && !keys.insert(parsed.get<std::string>()).second) {
+            throw ModelError(fmt::format("checkpoint {}: safetensors entry {} appears twice",
+                                         path, parsed.get<std::string>()));
+        }
+        return true;
+    };
     try {
-        header = nlohmann::json::parse(header_bytes.begin(), header_bytes.end());
+        header = nlohmann::json::parse(header_bytes.begin(), header_bytes.end(), check);
     } catch (const nlohmann::json::exception& e) {
         throw ModelError(
             fmt::format("checkpoint {}: safetensors header is not JSON: {}", path, e.what()));
@@ -790,6 +866,7 @@ StateDict load_safetensors(RandomAccessFile& file) {
     const uint64_t data_start = 8 + header_len;
     const uint64_t data_size = file.size() - data_start;
     StateDict out;
+    std::map<uint64_t, std::pair<uint64_t, std::string>> extents;  // begin -> (end, key)
     for (const auto& [key, info] : header.items()) {
         if (key == "__metadata__") continue;
         auto bad = [&](const std::string& why) {
@@ -806,11 +883,18 @@ StateDict load_safetensors(RandomAccessFile& file) {
         if (type_it == kTypes.end()) throw bad("unsupported dtype " + info["dtype"].dump());
         std::vector<int64_t> shape;
         int64_t numel = 1;
+        bool overflow = false;
+        if (!info["shape"].is_array()) throw bad("shape " + info["shape"].dump() + " is not a list");
         for (const auto& d : info["shape"]) {
             if (!d.is_number_integer() || d.get<int64_t>() < 0)
                 throw bad("bad shape " + info["shape"].dump());
             shape.push_back(d.get<int64_t>());
-            numel *= shape.back();
+            overflow = overflow || __builtin_mul_overflow(numel, shape.back(), &numel);
+        }
+        uint64_t bytes = 0;
+        if (overflow || __builtin_mul_overflow(static_cast<uint64_t>(numel),
+                                               c10::elementSize(type_it->second), &bytes)) {
+            throw bad("shape " + info["shape"].dump() + " has more elements than fit in memory");
         }
         const auto& off = info["data_offsets"];
         if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
@@ -818,7 +902,6 @@ StateDict load_safetensors(RandomAccessFile& file) {
             throw bad("bad data_offsets " + off.dump());
         }
         const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
-        const uint64_t bytes = static_cast<uint64_t>(numel) * c10::elementSize(type_it->second);
         if (begin > end || end - begin != bytes) {
             throw bad(fmt::format("data_offsets {} do not hold {} values of {}", off.dump(), numel,
                                   info["dtype"].get<std::string>()));
@@ -829,9 +912,22 @@ StateDict load_safetensors(RandomAccessFile& file) {
                             "(truncated?)",
                             end, data_size));
         }
+        if (begin != end) extents[begin] = {end, key};
         torch::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(type_it->second));
         file.read(data_start + begin, t.data_ptr(), bytes, "tensor " + key);
         out[key] = t;
+    }
+    // The format lays tensors out one after another; two sharing bytes mean a
+    // damaged or crafted header.
+    uint64_t covered = 0;
+    std::string previous;
+    for (const auto& [begin, end_key] : extents) {
+        if (begin < covered) {
+            throw ModelError(fmt::format("checkpoint {}: safetensors entries {} and {} overlap",
+                                         path, previous, end_key.second));
+        }
+        covered = end_key.first;
+        previous = end_key.second;
     }
     return out;
 }

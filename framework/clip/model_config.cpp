@@ -45,6 +45,17 @@ int get_positive_int(const json& obj, const std::string& key, int fallback,
     return v.get<int>();
 }
 
+// The MLP's hidden width, width * mlp_ratio, must be a usable int (the config
+// structs convert it with static_cast<int>).
+void check_mlp_width(int width, double mlp_ratio, const std::string& origin,
+                     const std::string& prefix) {
+    const double hidden = width * mlp_ratio;
+    if (!(hidden >= 1.0 && hidden <= double(1 << 30))) {
+        throw ModelError(fmt::format("{}: {}mlp_ratio {} gives an MLP width of {} for width {}",
+                                     origin, prefix, mlp_ratio, hidden, width));
+    }
+}
+
 double get_positive_double(const json& obj, const std::string& key, double fallback,
                            const std::string& origin, const std::string& prefix) {
     if (!obj.contains(key) || obj.at(key).is_null()) return fallback;
@@ -139,6 +150,7 @@ VisionConfig parse_vision(const json& v, const std::string& origin) {
     c.head_width = get_positive_int(copy, "head_width", c.head_width, origin, p);
     c.mlp_ratio = get_positive_double(copy, "mlp_ratio", c.mlp_ratio, origin, p);
     c.patch_size = get_positive_int(copy, "patch_size", c.patch_size, origin, p);
+    check_mlp_width(c.width, c.mlp_ratio, origin, p);
     if (c.image_size % c.patch_size != 0) {
         throw ModelError(
             fmt::format("{}: vision_cfg.image_size {} is not a multiple of "
@@ -185,6 +197,7 @@ TextConfig parse_text(const json& t, const std::string& origin) {
     c.heads = get_positive_int(t, "heads", c.heads, origin, p);
     c.layers = get_positive_int(t, "layers", c.layers, origin, p);
     c.mlp_ratio = get_positive_double(t, "mlp_ratio", c.mlp_ratio, origin, p);
+    check_mlp_width(c.width, c.mlp_ratio, origin, p);
     if (c.width % c.heads != 0) {
         throw ModelError(fmt::format("{}: text_cfg.width {} is not a multiple of text_cfg.heads {}",
                                      origin, c.width, c.heads));
@@ -237,8 +250,21 @@ ModelConfig load_model_config(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw IoError(fmt::format("cannot open model config {}", path));
     json j;
+    // An OpenCLIP config nests 3 levels; deeper input is refused while parsing,
+    // because nlohmann's dump() (used in messages) recurses once per level.
+    constexpr int kMaxDepth = 16;
+    const json::parser_callback_t limit_depth = [&](int depth, json::parse_event_t event,
+                                                    json&) {
+        if ((event == json::parse_event_t::object_start ||
+             event == json::parse_event_t::array_start) &&
+            depth > kMaxDepth) {
+            throw ModelError(fmt::format("model config {} is nested deeper than {} levels", path,
+                                         kMaxDepth));
+        }
+        return true;
+    };
     try {
-        in >> j;
+        j = json::parse(in, limit_depth);
     } catch (const json::exception& e) {
         throw IoError(fmt::format("model config {} is not valid JSON: {}", path, e.what()));
     }

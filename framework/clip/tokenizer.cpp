@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <climits>
 #include <mutex>
+#include <queue>
 #include <unordered_map>
 #include <utility>
 
@@ -26,12 +27,21 @@ namespace {
 // ---------------------------------------------------------------------------
 // UTF-8
 
+// The text for an error message: whole when short, else about 100 bytes
+// around byte `at`, so a megabyte of input does not become a megabyte message.
+std::string excerpt(const std::string& s, size_t at) {
+    constexpr size_t kWidth = 100;
+    if (s.size() <= kWidth) return "\"" + s + "\"";
+    const size_t begin = at > kWidth / 2 ? std::min(at - kWidth / 2, s.size() - kWidth) : 0;
+    return fmt::format("{} bytes, near \"{}\"", s.size(), s.substr(begin, kWidth));
+}
+
 std::u32string decode_utf8(const std::string& s) {
     std::u32string out;
     out.reserve(s.size());
     size_t i = 0;
     auto fail = [&]() {
-        throw ConfigError(fmt::format("text is not valid UTF-8 (byte {} of \"{}\")", i, s));
+        throw ConfigError(fmt::format("text is not valid UTF-8 (byte {} of {})", i, excerpt(s, i)));
     };
     while (i < s.size()) {
         const auto c = static_cast<unsigned char>(s[i]);
@@ -425,38 +435,65 @@ std::vector<int64_t> Tokenizer::Impl::bpe(const std::string& token) const {
         auto it = cache.find(token);
         if (it != cache.end()) return it->second;
     }
-    // The word as byte-level symbols, the last one marked as word end.
-    std::vector<std::string> word;
-    for (unsigned char b : token) word.push_back(byte_encoder[b]);
-    word.back() += "</w>";
-
-    // Repeatedly merge the adjacent pair with the lowest rank, every
-    // non-overlapping occurrence left to right, until no ranked pair is left.
-    while (word.size() > 1) {
-        int best_rank = INT_MAX;
-        std::string best_first, best_second;
-        for (size_t i = 0; i + 1 < word.size(); ++i) {
-            auto it = merge_rank.find(word[i] + " " + word[i + 1]);
-            if (it != merge_rank.end() && it->second < best_rank) {
-                best_rank = it->second;
-                best_first = word[i];
-                best_second = word[i + 1];
-            }
-        }
-        if (best_rank == INT_MAX) break;
-        std::vector<std::string> merged;
-        merged.reserve(word.size());
-        for (size_t i = 0; i < word.size();) {
-            if (i + 1 < word.size() && word[i] == best_first && word[i + 1] == best_second) {
-                merged.push_back(best_first + best_second);
-                i += 2;
-            } else {
-                merged.push_back(word[i]);
-                i += 1;
-            }
-        }
-        word = std::move(merged);
+    // The word as byte-level symbols, the last one marked as word end, in a
+    // linked list so that a merge costs O(1) however long the word is.
+    const size_t n = token.size();
+    std::vector<std::string> symbol(n);
+    std::vector<size_t> next(n), prev(n);
+    std::vector<char> alive(n, 1);
+    for (size_t i = 0; i < n; ++i) {
+        symbol[i] = byte_encoder[static_cast<unsigned char>(token[i])];
+        next[i] = i + 1;  // n: none
+        prev[i] = i - 1;  // wraps to SIZE_MAX for the first: none
     }
+    symbol[n - 1] += "</w>";
+    auto rank_of = [&](size_t left) {
+        if (next[left] >= n) return INT_MAX;
+        auto it = merge_rank.find(symbol[left] + " " + symbol[next[left]]);
+        return it == merge_rank.end() ? INT_MAX : it->second;
+    };
+
+    // OpenCLIP repeatedly merges the adjacent pair with the lowest rank, every
+    // non-overlapping occurrence left to right, until no ranked pair is left.
+    // Rescanning the word for each rank is quadratic in its length; here the
+    // candidate pairs wait in a heap ordered by (rank, position), and each rank
+    // is applied as one left-to-right pass over its occurrences, which gives
+    // the same merges (a merge only forms pairs of other ranks).
+    using Candidate = std::pair<int, size_t>;  // rank, left symbol's position
+    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
+    for (size_t i = 0; i + 1 < n; ++i) {
+        const int r = rank_of(i);
+        if (r != INT_MAX) heap.emplace(r, i);
+    }
+    std::vector<size_t> merged;
+    while (!heap.empty()) {
+        const int rank = heap.top().first;
+        merged.clear();
+        size_t last_left = SIZE_MAX;
+        while (!heap.empty() && heap.top().first == rank) {
+            const size_t left = heap.top().second;
+            heap.pop();
+            // Skip duplicates, symbols merged away, and pairs that changed.
+            if (left == last_left || !alive[left] || rank_of(left) != rank) continue;
+            last_left = left;
+            const size_t right = next[left];
+            symbol[left] += symbol[right];
+            alive[right] = 0;
+            next[left] = next[right];
+            if (next[right] < n) prev[next[right]] = left;
+            merged.push_back(left);
+        }
+        for (size_t m : merged) {  // the pairs the merged symbols now form
+            if (prev[m] < n) {
+                const int r = rank_of(prev[m]);
+                if (r != INT_MAX) heap.emplace(r, prev[m]);
+            }
+            const int r = rank_of(m);
+            if (r != INT_MAX) heap.emplace(r, m);
+        }
+    }
+    std::vector<std::string> word;
+    for (size_t i = 0; i < n; i = next[i]) word.push_back(std::move(symbol[i]));
 
     std::vector<int64_t> ids;
     ids.reserve(word.size());
@@ -571,7 +608,7 @@ std::vector<int64_t> Tokenizer::encode(const std::string& text) const {
             pcre2_match_data_free(match);
             PCRE2_UCHAR message[256];
             pcre2_get_error_message(rc, message, sizeof message);
-            throw ConfigError(fmt::format("cannot pre-tokenise \"{}\": {}", text,
+            throw ConfigError(fmt::format("cannot pre-tokenise {}: {}", excerpt(text, offset),
                                           reinterpret_cast<const char*>(message)));
         }
         const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);

@@ -8,12 +8,12 @@
 #include <memory>
 #include <set>
 
-#include "cache/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/sha256.h"
 #include "data/dataset.h"
 #include "data/sampling.h"
+#include "io/file.h"
 #include "report/cells.h"
 
 namespace winclip::experiment {
@@ -163,7 +163,7 @@ class FileHashes {
         if (it == hashes_.end()) {
             std::string hash;
             try {
-                hash = cache::file_sha256(path);
+                hash = io::file_sha256(path);
             } catch (const IoError& err) {
                 log::warn("experiment", "{}; the cells that use it will fail", err.what());
                 hash = "unreadable:" + path;
@@ -180,7 +180,7 @@ class FileHashes {
 bool stored_record_matches(const std::string& path, const std::string& inputs_key) {
     if (!fs::is_regular_file(path)) return false;
     try {
-        const auto j = nlohmann::json::parse(cache::read_file_bytes(path));
+        const auto j = nlohmann::json::parse(io::read_file_bytes(path));
         const auto record = report::CellRecord::from_json(j.at("record"), path);
         // Failed cells are retried: their cause may have been fixed.
         return record.ok() && j.at("inputs_key").get<std::string>() == inputs_key;

@@ -13,6 +13,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "cache/atomic_file.h"
@@ -25,6 +26,7 @@
 #include "dist/work_queue.h"
 #include "experiment/config.h"
 #include "experiment/plan.h"
+#include "io/file.h"
 #include "io/hdf5.h"
 #include "metrics/metrics.h"
 #include "report/cells.h"
@@ -243,9 +245,64 @@ report::CellRecord base_record(const Experiment& e, const PlannedCell& c) {
     return r;
 }
 
+// The test set of the class this rank scored last. Consecutive cells of one
+// class (methods, shots, seeds) share their test images, and cells reach a rank
+// in id order within each size, so the embeddings are read from the cache and
+// the masks decoded once per run of such cells instead of once per cell. One
+// set is kept: a cell holds its test set in memory anyway.
+class TestSetCache {
+  public:
+    struct TestSet {
+        std::vector<TestImage> tests;  // what the set was read for
+        std::vector<method::ImageEmbeddings> embeddings;
+        std::vector<method::ImageGeometry> geometry;
+        // Decoded on first use, in the order a cell asks for them, so a bad
+        // mask fails a cell with the same message as without the cache.
+        std::vector<std::optional<io::Mask>> masks;
+    };
+
+    const TestSet& get(const Plan& plan, const PlannedCell& c, const cache::EmbeddingCache& cache) {
+        if (set_ && same_tests(set_->tests, c.tests)) return *set_;
+        set_.reset();  // release the old set before reading the new one
+        auto set = std::make_unique<TestSet>();
+        set->tests = c.tests;
+        for (const auto& t : c.tests) {
+            auto s = cache.read_image(plan.image_units[t.unit].key);
+            set->embeddings.push_back(std::move(s.embeddings));
+            set->geometry.push_back(s.geometry);
+        }
+        set->masks.resize(c.tests.size());
+        set_ = std::move(set);
+        return *set_;
+    }
+
+    // Mask of test image i of the set `get` returned last.
+    const io::Mask& mask(size_t i) {
+        WINCLIP_CHECK(set_ && i < set_->masks.size());
+        auto& slot = set_->masks[i];
+        if (!slot) {
+            const auto& t = set_->tests[i];
+            slot = data::load_sample_mask({t.path, t.mask_path, t.label, t.defect});
+        }
+        return *slot;
+    }
+
+  private:
+    static bool same_tests(const std::vector<TestImage>& a, const std::vector<TestImage>& b) {
+        return std::equal(
+            a.begin(), a.end(), b.begin(), b.end(), [](const TestImage& x, const TestImage& y) {
+                return x.unit == y.unit && x.path == y.path && x.mask_path == y.mask_path &&
+                       x.label == y.label && x.defect == y.defect;
+            });
+    }
+
+    std::unique_ptr<TestSet> set_;
+};
+
 void score_cell(const Plan& plan, const PlannedCell& c,
                 const std::map<std::string, std::string>& failed_units, PipelinePool& pool,
-                const cache::EmbeddingCache& cache, report::CellRecord& r) {
+                TestSetCache& test_sets, const cache::EmbeddingCache& cache,
+                report::CellRecord& r) {
     // Planning already found this cell's files unusable.
     if (!c.error.empty()) throw DatasetError(c.error);
     // Inputs that could not be embedded fail the cell with their own message.
@@ -262,19 +319,14 @@ void score_cell(const Plan& plan, const PlannedCell& c,
 
     // Embeddings come from the cache only: no forward pass happens here.
     const FloatArray prototypes = cache.read_text(text.key);
-    std::vector<method::ImageEmbeddings> tests, references;
-    std::vector<method::ImageGeometry> geometry;
-    for (const auto& t : c.tests) {
-        auto s = cache.read_image(plan.image_units[t.unit].key);
-        tests.push_back(std::move(s.embeddings));
-        geometry.push_back(s.geometry);
-    }
+    const TestSetCache::TestSet& tests = test_sets.get(plan, c, cache);
+    std::vector<method::ImageEmbeddings> references;
     for (size_t u : c.references)
         references.push_back(cache.read_image(plan.image_units[u].key).embeddings);
 
     // WinCLIP (k = 0) or WinCLIP+ (k > 0), paper section 4.
     const auto& pipeline = pool.get(c.variant);
-    const method::ScoreResult result = pipeline.score(prototypes, tests, references);
+    const method::ScoreResult result = pipeline.score(prototypes, tests.embeddings, references);
     WINCLIP_CHECK(result.image_scores.size() == c.tests.size());
 
     // Metrics at each mask's native resolution.
@@ -283,10 +335,9 @@ void score_cell(const Plan& plan, const PlannedCell& c,
     for (size_t i = 0; i < c.tests.size(); ++i) {
         const auto& t = c.tests[i];
         image_state.add(t.label, result.image_scores[i], t.path);
-        data::Sample sample{t.path, t.mask_path, t.label, t.defect};
-        const io::Mask mask = data::load_sample_mask(sample);
+        const io::Mask& mask = test_sets.mask(i);
         const FloatArray map =
-            method::upsample_to_native(grid_map_of(result.grid_maps, i), geometry[i]);
+            method::upsample_to_native(grid_map_of(result.grid_maps, i), tests.geometry[i]);
         pixel_state.add_image(t.path, mask.values.data(), mask.height, mask.width, map.data(),
                               static_cast<int>(map.shape.at(0)), static_cast<int>(map.shape.at(1)));
     }
@@ -298,12 +349,13 @@ void score_cell(const Plan& plan, const PlannedCell& c,
 
 nlohmann::json run_cell_task(const Experiment& e, const Plan& plan, const PlannedCell& c,
                              const std::map<std::string, std::string>& failed_units,
-                             PipelinePool& pool, const cache::EmbeddingCache& cache,
-                             const std::string& out_dir, int rank) {
+                             PipelinePool& pool, TestSetCache& test_sets,
+                             const cache::EmbeddingCache& cache, const std::string& out_dir,
+                             int rank) {
     const auto t0 = Clock::now();
     report::CellRecord r = base_record(e, c);
     try {
-        score_cell(plan, c, failed_units, pool, cache, r);
+        score_cell(plan, c, failed_units, pool, test_sets, cache, r);
     } catch (const Error& err) {
         // Bad input fails this cell only; the record says why, the rest go on.
         r.metrics.fill(std::nan(""));
@@ -547,21 +599,23 @@ int run_experiment(const RunOptions& options) {
             nlohmann::json::parse(failures_message).get<std::map<std::string, std::string>>();
         cache.scan(/*verify=*/false);  // see the shards every rank wrote
 
-        // --- 3. Score the unfinished cells, most test images first.
+        // --- 3. Score the unfinished cells, most test images first. The sort is
+        // stable over the id order, so a class's cells stay together and each
+        // rank's TestSetCache reads a class's test set about once.
         std::vector<size_t> todo;
         for (size_t i = 0; i < plan.cells.size(); ++i) {
             if (!plan.cells[i].done) todo.push_back(i);
         }
         std::stable_sort(todo.begin(), todo.end(), [&](size_t a, size_t b) {
-            return plan.cells[a].tests.size() + plan.cells[a].references.size() >
-                   plan.cells[b].tests.size() + plan.cells[b].references.size();
+            return plan.cells[a].tests.size() > plan.cells[b].tests.size();
         });
         Progress score_progress("score", "cells", std::vector<size_t>(todo.size(), 1));
+        TestSetCache test_sets;
         const auto cell_results = dist::run_tasks(
             session, todo.size(),
             [&](size_t i) {
-                return run_cell_task(e, plan, plan.cells[todo[i]], failed_units, pool, cache,
-                                     out_dir, rank)
+                return run_cell_task(e, plan, plan.cells[todo[i]], failed_units, pool, test_sets,
+                                     cache, out_dir, rank)
                     .dump();
             },
             [&](size_t done, size_t n, size_t task) { score_progress.update(done, n, task); });
@@ -582,7 +636,7 @@ int run_experiment(const RunOptions& options) {
                 const auto it = this_run.find(c.spec.id);
                 const bool now = it != this_run.end();
                 const std::string path = cell_record_path(out_dir, c.spec.id);
-                j = now ? it->second : nlohmann::json::parse(cache::read_file_bytes(path));
+                j = now ? it->second : nlohmann::json::parse(io::read_file_bytes(path));
                 records.push_back(report::CellRecord::from_json(j.at("record"), path));
                 const auto& rec = records.back();
                 cells_json.push_back({{"id", rec.id},

@@ -4,8 +4,6 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 // jpeglib.h needs size_t and FILE declared before it.
 #include <jerror.h>
@@ -13,6 +11,7 @@
 #include <png.h>
 
 #include "core/error.h"
+#include "io/file.h"
 
 namespace winclip::io {
 namespace {
@@ -371,15 +370,6 @@ const char* mode_name(PixelMode mode) {
             return "CMYK";
     }
     WINCLIP_CHECK_MSG(false, "unknown PixelMode");
-}
-
-std::vector<uint8_t> read_file_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError("cannot open file " + path);
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                               std::istreambuf_iterator<char>());
-    if (in.bad()) throw IoError("error while reading file " + path);
-    return bytes;
 }
 
 ImageFormat detect_format(const std::vector<uint8_t>& bytes, const std::string& name) {

@@ -66,9 +66,6 @@ struct Mask {
 
 enum class ImageFormat { kPng, kJpeg };
 
-// Reads a whole file; IoError naming it if it cannot be opened or read.
-std::vector<uint8_t> read_file_bytes(const std::string& path);
-
 // PNG or JPEG from the leading bytes; IoError naming `name` otherwise.
 ImageFormat detect_format(const std::vector<uint8_t>& bytes, const std::string& name);
 

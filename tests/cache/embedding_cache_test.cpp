@@ -11,6 +11,7 @@
 
 #include "cache/atomic_file.h"
 #include "core/error.h"
+#include "io/file.h"
 #include "io/hdf5.h"
 
 namespace winclip::cache {
@@ -232,7 +233,8 @@ TEST(AtomicFile, FailedWriteLeavesNoFile) {
     EXPECT_FALSE(fs::exists(path));
     EXPECT_TRUE(fs::is_empty(folder));
     publish_text(path, "hello\n");
-    EXPECT_EQ(read_file_bytes(path), "hello\n");
+    const std::vector<uint8_t> bytes = io::read_file_bytes(path);
+    EXPECT_EQ(std::string(bytes.begin(), bytes.end()), "hello\n");
     fs::remove_all(folder);
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <climits>
 #include <cstdio>
 #include <fstream>
 
@@ -93,8 +94,13 @@ struct PickleWriter {
         p += s;
     }
     void integer(int64_t v) {
-        p += 'J';
-        put_le(p, static_cast<uint64_t>(v), 4);
+        if (v >= INT32_MIN && v <= INT32_MAX) {
+            p += 'J';  // BININT
+            put_le(p, static_cast<uint64_t>(v), 4);
+        } else {
+            p += "\x8a\x08";  // LONG1 of 8 bytes, as pickle writes wider ints
+            put_le(p, static_cast<uint64_t>(v), 8);
+        }
     }
     void int_tuple(const std::vector<int64_t>& v) {
         p += '(';
@@ -351,6 +357,215 @@ TEST(CheckpointIntoModel, BrokenFileOnDiskNamesTheTensor) {
         << msg;
     EXPECT_NE(msg.find(path), std::string::npos) << msg;
     std::remove(path.c_str());
+}
+
+// ---------------------------------------------------------------------------
+// Adversarial files: every one must be a ModelError naming the file, never a
+// crash, a hang or an allocation sized by a number the file claims.
+
+// Expects a ModelError naming the file and containing `needle`.
+void expect_bad_file(const std::string& name, const std::string& bytes,
+                     const std::string& needle) {
+    const std::string path = temp_path(name);
+    write_file(path, bytes);
+    const std::string msg = model_error_text([&] { load_state_dict(path); });
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+    std::remove(path.c_str());
+}
+
+// A pickle of one tensor "w" over storage "0", whose zip entry holds `data`.
+std::string one_tensor_file(const std::string& storage_type, int64_t numel, int64_t offset,
+                            const std::vector<int64_t>& size, const std::vector<int64_t>& stride,
+                            const std::string& data) {
+    PickleWriter w;
+    w.p += '}';
+    w.str("w");
+    w.tensor(storage_type, "0", numel, offset, size, stride);
+    w.p += "s.";
+    return make_zip({{"archive/data.pkl", w.p}, {"archive/data/0", data}});
+}
+
+// Appends zip64 end-of-directory records that claim a directory of `dir_size`
+// bytes at `dir_offset`, followed by a classic record pointing at them.
+std::string with_zip64_directory(std::string zip, uint64_t dir_size, uint64_t dir_offset) {
+    zip.resize(zip.size() - 22);  // drop the classic record
+    const uint64_t rec_pos = zip.size();
+    put_le(zip, 0x06064b50, 4);
+    put_le(zip, 44, 8);
+    put_le(zip, 45, 2);
+    put_le(zip, 45, 2);
+    put_le(zip, 0, 4);
+    put_le(zip, 0, 4);
+    put_le(zip, 1, 8);
+    put_le(zip, 1, 8);
+    put_le(zip, dir_size, 8);
+    put_le(zip, dir_offset, 8);
+    put_le(zip, 0x07064b50, 4);
+    put_le(zip, 0, 4);
+    put_le(zip, rec_pos, 8);
+    put_le(zip, 1, 4);
+    put_le(zip, 0x06054b50, 4);
+    put_le(zip, 0, 4);
+    put_le(zip, 0xffff, 2);
+    put_le(zip, 0xffff, 2);
+    put_le(zip, 0xffffffff, 4);
+    put_le(zip, 0xffffffff, 4);
+    put_le(zip, 0, 2);
+    return zip;
+}
+
+TEST(CheckpointAdversarial, HugeClaimedDirectoryIsNotAllocated) {
+    const std::string zip = make_zip({{"archive/data.pkl", "\x80\x02}."}});
+    expect_bad_file("hugedir.pt", with_zip64_directory(zip, uint64_t{1} << 62, 0), "truncated");
+}
+
+TEST(CheckpointAdversarial, EntryLargerThanTheFileIsRefused) {
+    // A zip64 extra field claims data.pkl holds 2^50 bytes.
+    std::string zip = make_zip({{"archive/data.pkl", "\x80\x02}."}});
+    const size_t dir = zip.find("PK\x01\x02");
+    ASSERT_NE(dir, std::string::npos);
+    std::string central = zip.substr(dir, zip.size() - 22 - dir);
+    for (int i = 0; i < 8; ++i) central[20 + i] = '\xff';  // both sizes: see zip64 field
+    central[30] = 20;                                       // extra length
+    std::string extra;
+    put_le(extra, 0x0001, 2);
+    put_le(extra, 16, 2);
+    put_le(extra, uint64_t{1} << 50, 8);
+    put_le(extra, uint64_t{1} << 50, 8);
+    central += extra;
+    std::string out = zip.substr(0, dir) + central;
+    put_le(out, 0x06054b50, 4);
+    put_le(out, 0, 4);
+    put_le(out, 1, 2);
+    put_le(out, 1, 2);
+    put_le(out, central.size(), 4);
+    put_le(out, dir, 4);
+    put_le(out, 0, 2);
+    expect_bad_file("hugeentry.pt", out, "archive/data.pkl");
+}
+
+TEST(CheckpointAdversarial, StorageSizeOverflowIsRefused) {
+    // 2^62 floats are 2^64 bytes, which wraps to the empty entry's 0.
+    expect_bad_file("numel.pt",
+                    one_tensor_file("FloatStorage", int64_t{1} << 62, 0, {1}, {1}, ""),
+                    "archive/data/0");
+}
+
+TEST(CheckpointAdversarial, TensorViewLargerThanItsStorageIsRefused) {
+    const std::string four(16, '\0');
+    // Zero strides would repeat 4 values 2^62 times.
+    expect_bad_file("bigview.pt",
+                    one_tensor_file("FloatStorage", 4, 0, {int64_t{1} << 31, int64_t{1} << 31},
+                                    {0, 0}, four),
+                    "exceeds its storage");
+    // (size - 1) * stride wraps around int64 to land inside the storage.
+    expect_bad_file("wrapview.pt",
+                    one_tensor_file("FloatStorage", 4, 0, {3, 3},
+                                    {int64_t{1} << 62, int64_t{1} << 62}, four),
+                    "exceeds its storage");
+}
+
+TEST(CheckpointAdversarial, DeeplyNestedPickleIsRefusedWithoutRecursion) {
+    // One million nested empty tuples: freeing them recursively overflows the stack.
+    std::string p = "\x80\x02";
+    p += std::string(1000000, '(');
+    p += std::string(1000000, 't');
+    p += '.';
+    expect_bad_file("deep.pt", make_zip({{"archive/data.pkl", p}}), "tuple");
+    // A list that contains itself.
+    expect_bad_file("cycle.pt", make_zip({{"archive/data.pkl", std::string("\x80\x02]q\x00h\x00" "a.", 9)}}),
+                    "list");
+}
+
+TEST(CheckpointAdversarial, MalformedPickleOpcodesAreModelErrors) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"\x80\x02(t(.", "STOP"},                // MARK left open
+        {"\x80\x02t.", "MARK"},                  // TUPLE without MARK
+        {"\x80\x02h\x07.", "memo entry 7"},      // BINGET of an unset index
+        {"\x80\x02j\xff\xff\xff\xff.", "memo"},  // LONG_BINGET far out of range
+        {"\x80\x02q\x00.", "underflow"},         // BINPUT on an empty stack
+        {"\x80\x02}(K\x01" "d.", "odd"},         // DICT with a key but no value
+        {"\x80\x02X\xff\xff\xff\x7f", "ends early"},
+        {"\x80\x02\x8d\xff\xff\xff\xff\xff\xff\xff\xff", "ends early"},
+        {"\x80\x02" "cposix\nsystem\n.", "posix.system"},
+        {"\x80\x02\x8c\x08" "builtins\x8c\x04" "eval\x93.", "builtins.eval"},
+    };
+    for (const auto& [pickle, needle] : cases) {
+        expect_bad_file("ops.pt", make_zip({{"archive/data.pkl", pickle}}), needle);
+    }
+}
+
+TEST(CheckpointAdversarial, DuplicateKeysAreRefused) {
+    PickleWriter w;
+    w.p += "}(";
+    w.str("w");
+    w.tensor("FloatStorage", "0", 1, 0, {1}, {1});
+    w.str("w");
+    w.tensor("FloatStorage", "0", 1, 0, {1}, {1});
+    w.p += "u.";
+    expect_bad_file("dupkey.pt",
+                    make_zip({{"archive/data.pkl", w.p}, {"archive/data/0", std::string(4, '\0')}}),
+                    "twice");
+}
+
+TEST(CheckpointAdversarial, StorageNamedWithTwoTypesIsRefused) {
+    // The same 8 bytes as 2 floats for "a", then as 4 halves for "b".
+    PickleWriter w;
+    w.p += "}(";
+    w.str("a");
+    w.tensor("FloatStorage", "0", 2, 0, {2}, {1});
+    w.str("b");
+    w.tensor("HalfStorage", "0", 4, 0, {4}, {1});
+    w.p += "u.";
+    expect_bad_file("twotypes.pt",
+                    make_zip({{"archive/data.pkl", w.p}, {"archive/data/0", std::string(8, '\0')}}),
+                    "HalfStorage");
+}
+
+std::string safetensors_file(const std::string& header, const std::string& data) {
+    std::string out;
+    put_le(out, header.size(), 8);
+    return out + header + data;
+}
+
+TEST(CheckpointAdversarial, MalformedSafetensorsAreModelErrors) {
+    const std::string eight(8, '\0');
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        // A shape whose product wraps to 0 bytes.
+        {safetensors_file(R"({"w":{"dtype":"F32","shape":[4611686018427387904,4],)"
+                          R"("data_offsets":[0,0]}})",
+                          ""),
+         "shape"},
+        {safetensors_file(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", eight),
+         "shape"},
+        {safetensors_file(R"({"w":{"dtype":"F32","shape":7,"data_offsets":[0,28]}})", eight),
+         "shape"},
+        {safetensors_file(R"({"w":{"dtype":"Q4","shape":[1],"data_offsets":[0,4]}})", eight),
+         "dtype"},
+        {safetensors_file(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", eight),
+         "truncated"},
+        {safetensors_file(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", eight),
+         "data_offsets"},
+        {safetensors_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                          R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                          eight),
+         "overlap"},
+        {safetensors_file(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                          R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                          eight),
+         "twice"},
+        {safetensors_file("{not json}", eight), "not JSON"},
+        {safetensors_file(R"({"w":{"dtype":"F32","data_offsets":[0,0],"shape":)" +
+                              std::string(1000000, '[') + std::string(1000000, ']') + "}}",
+                          ""),
+         "nest"},
+        {std::string("\xff\xff\xff\xff\xff\xff\xff\x7f{", 9), "does not fit"},
+    };
+    for (const auto& [bytes, needle] : cases) {
+        SCOPED_TRACE(bytes.substr(8, 120));
+        expect_bad_file("bad.safetensors", bytes, needle);
+    }
 }
 
 }  // namespace

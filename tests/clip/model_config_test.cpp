@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+#include <tuple>
+
 #include "core/error.h"
 
 namespace winclip::clip {
@@ -101,6 +105,56 @@ TEST(ModelConfig, QuickGeluFlagIsRead) {
 
 TEST(ModelConfig, MissingFileIsAnIoError) {
     EXPECT_THROW(load_model_config("/nonexistent/model.json"), IoError);
+}
+
+// Adversarial configs: bad numbers name the key; nothing crashes.
+TEST(ModelConfig, OutOfRangeNumbersNameTheKey) {
+    const nlohmann::json base = {
+        {"embed_dim", 64},
+        {"vision_cfg", {{"image_size", 240}, {"layers", 2}, {"width", 128}, {"patch_size", 16}}},
+        {"text_cfg", {{"width", 64}, {"heads", 2}, {"layers", 2}}}};
+    auto with = [&](const std::string& tower, const std::string& key, nlohmann::json value) {
+        nlohmann::json j = base;
+        j[tower][key] = value;
+        return j;
+    };
+    const std::vector<std::tuple<std::string, std::string, nlohmann::json>> cases = {
+        {"vision_cfg", "width", 0},
+        {"vision_cfg", "width", -128},
+        {"vision_cfg", "width", 1.5},
+        {"vision_cfg", "width", "128"},
+        {"vision_cfg", "width", int64_t{1} << 40},
+        {"vision_cfg", "width", uint64_t{1} << 63},
+        {"vision_cfg", "head_width", 96},      // does not divide 128
+        {"vision_cfg", "image_size", 250},     // not a multiple of 16
+        {"vision_cfg", "mlp_ratio", 1e300},    // hidden width overflows int
+        {"vision_cfg", "mlp_ratio", 1e-300},   // hidden width rounds to 0
+        {"text_cfg", "mlp_ratio", 1e300},
+        {"text_cfg", "heads", 0},
+        {"text_cfg", "context_length", 1},
+    };
+    for (const auto& [tower, key, value] : cases) {
+        SCOPED_TRACE(tower + "." + key + " = " + value.dump());
+        expect_model_error([&] { parse_model_config(with(tower, key, value), "t"); }, key);
+    }
+}
+
+TEST(ModelConfig, DeeplyNestedFileIsARefusedNotACrash) {
+    // A million nested arrays: printing them recursively would overflow the stack.
+    const std::string path = ::testing::TempDir() + "winclip_model_config_deep.json";
+    {
+        std::ofstream out(path);
+        out << R"({"embed_dim":64,"vision_cfg":{"act_kwargs":)" << std::string(1000000, '[')
+            << std::string(1000000, ']') << R"(},"text_cfg":{}})";
+    }
+    try {
+        load_model_config(path);
+        ADD_FAILURE() << "no error for a deeply nested config";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("nest"), std::string::npos) << e.what();
+    }
+    std::remove(path.c_str());
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "io/hdf5.h"
 
@@ -58,6 +60,67 @@ TEST(Tokenizer, InvalidUtf8IsAConfigError) {
 
 TEST(Tokenizer, MissingVocabularyIsAnIoError) {
     EXPECT_THROW(Tokenizer("/nonexistent/vocab.txt.gz"), IoError);
+}
+
+// A megabyte of text in one pre-token (random letters, or punctuation) or in
+// many is tokenised. The merge loop is a heap over a linked list, so this takes
+// well under a second in a Release build; the former quadratic loop would have
+// run for about an hour here (ctest's timeout stops a regression). Speed itself
+// is not asserted: timing belongs in benchmarks.
+TEST(Tokenizer, MegabyteTextsAreTokenised) {
+    // Pseudo-random letters: one pre-token in which thousands of different
+    // merges apply, each at only some places.
+    std::string random_word(1 << 20, 'a');
+    uint32_t state = 12345;
+    for (char& c : random_word) {
+        state = state * 1664525u + 1013904223u;
+        c = static_cast<char>('a' + (state >> 24) % 26);
+    }
+    const std::vector<int64_t> letters = tokenizer().encode(random_word);
+    const std::vector<int64_t> marks = tokenizer().encode(std::string(1 << 20, '!'));
+    std::string mixed;
+    while (mixed.size() < (1u << 20)) mixed += "Screw-thread 12 dents! ";
+    const std::vector<int64_t> words = tokenizer().encode(mixed);
+    // Merges shorten a run of one letter but never empty it.
+    EXPECT_GT(letters.size(), 1000u);
+    EXPECT_LT(letters.size(), 1u << 20);
+    EXPECT_GT(marks.size(), 1000u);
+    EXPECT_GT(words.size(), 1000u);
+    // Each copy of the repeated phrase tokenises alike.
+    const std::vector<int64_t> phrase = tokenizer().encode("Screw-thread 12 dents! ");
+    ASSERT_GT(words.size(), 2 * phrase.size());
+    EXPECT_TRUE(std::equal(phrase.begin(), phrase.end(), words.begin() + phrase.size()));
+}
+
+// A long word merges exactly as a short one does, piece by piece: the first
+// tokens of "ab" * n match those of "ab" * 4 (BPE merges are local).
+TEST(Tokenizer, LongWordMergesLikeShortOnes) {
+    std::string long_word;
+    for (int i = 0; i < 2000; ++i) long_word += "thread";
+    std::string short_word;
+    for (int i = 0; i < 40; ++i) short_word += "thread";
+    const std::vector<int64_t> a = tokenizer().encode(long_word);
+    const std::vector<int64_t> b = tokenizer().encode(short_word);
+    ASSERT_GT(b.size(), 4u);
+    EXPECT_TRUE(std::equal(b.begin(), b.end() - 2, a.begin()));
+}
+
+TEST(Tokenizer, NulBytesAreOrdinaryCharacters) {
+    const std::vector<int64_t> with_nul = tokenizer().encode(std::string("a\0b", 3));
+    EXPECT_EQ(with_nul.size(), 3u);
+    EXPECT_NE(with_nul, tokenizer().encode("ab"));
+}
+
+TEST(Tokenizer, InvalidUtf8InLongTextGivesAShortMessage) {
+    std::string text(1 << 20, 'a');
+    text[500000] = '\xc0';
+    try {
+        tokenizer().encode(text);
+        ADD_FAILURE() << "no ConfigError";
+    } catch (const ConfigError& e) {
+        EXPECT_LT(std::string(e.what()).size(), 400u);
+        EXPECT_NE(std::string(e.what()).find("500000"), std::string::npos) << e.what();
+    }
 }
 
 // Python's html.unescape on the cases its rules distinguish.
