@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/atomic_file.h"
+#include "core/context.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/sha256.h"
@@ -168,6 +169,11 @@ std::string EmbeddingCache::write_images(const std::vector<std::string>& unit_ke
         io::H5File f(temp, io::H5File::Mode::kTruncate);
         f.write_attribute("/", "format", std::string("winclip-embedding-shard-1"));
         f.write_attribute("/", "dtype", std::string(float16 ? "float16" : "float32"));
+        // Who wrote it (project version, git commit, host, date, HDF5): for
+        // people inspecting a cache; never part of a key or a checksum.
+        nlohmann::json context = build_context();
+        context["hdf5_version"] = io::hdf5_version();
+        f.write_attribute("/", "context", context.dump());
         for (size_t i = 0; i < units.size(); ++i) {
             StoredImage u = units[i];
             if (float16) {

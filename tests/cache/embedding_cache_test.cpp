@@ -154,6 +154,19 @@ TEST(EmbeddingCache, ScanWithoutRepairReportsButKeepsFiles) {
     fs::remove_all(folder);
 }
 
+// Shards say who wrote them, for people inspecting a cache.
+TEST(EmbeddingCache, ShardsCarryTheirContext) {
+    const auto folder = fresh_folder("context");
+    EmbeddingCache cache(folder.string());
+    const std::string shard = cache.write_images({"k1"}, {synthetic(0)}, false);
+    io::H5File f(shard, io::H5File::Mode::kRead);
+    const std::string context = f.read_attribute_string("/", "context");
+    EXPECT_NE(context.find("\"git_commit\""), std::string::npos) << context;
+    EXPECT_NE(context.find("\"hdf5_version\""), std::string::npos) << context;
+    f.close();
+    fs::remove_all(folder);
+}
+
 TEST(EmbeddingCache, TruncatedShardIsDetected) {
     const auto folder = fresh_folder("truncated");
     EmbeddingCache cache(folder.string());
