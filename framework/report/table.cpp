@@ -99,10 +99,35 @@ std::string cell_text(const MeanStd& v) {
     return fmt::format("{:.1f} ± {:.1f}", 100.0 * v.mean, 100.0 * v.std);
 }
 
+std::string paper_row(const std::string& label, const PaperEntry& entry) {
+    std::string row = "| " + label + " |";
+    for (size_t c : kTableColumns) {
+        const auto& v = entry.metrics[c];
+        row += v ? fmt::format(" {:.1f} ± {:.1f} |", v->mean, v->std) : std::string(" - |");
+    }
+    return row + " - |\n";
+}
+
 }  // namespace
 
 std::string tables_markdown(const std::vector<CellRecord>& records,
                             const std::set<std::string>& random_weight_backbones) {
+    return tables_markdown(records, random_weight_backbones, &shipped_paper_numbers());
+}
+
+std::string tables_markdown(const std::vector<CellRecord>& records,
+                            const std::set<std::string>& random_weight_backbones,
+                            const PaperNumbers* paper) {
+    const std::vector<ConfigTable> tables = build_tables(records);
+    std::vector<const PaperEntry*> published;
+    bool any_published = false;
+    for (const auto& t : tables) {
+        published.push_back(
+            paper ? paper->find(t.dataset, t.backbone, t.prompt_set, t.method, t.k, t.switches)
+                  : nullptr);
+        any_published = any_published || published.back() != nullptr;
+    }
+
     std::string out = "# Results\n\n";
     if (!random_weight_backbones.empty()) {
         std::string names;
@@ -112,7 +137,16 @@ std::string tables_markdown(const std::vector<CellRecord>& records,
     out +=
         "Percent; mean ± population std over seeds (k = 0 runs once, std 0). The mean row "
         "averages the classes within each seed first.\n";
-    for (const auto& t : build_tables(records)) {
+    if (any_published) {
+        // The paper averages every class of the dataset; a run on a subset of
+        // classes is not comparable with it, which the row's label says.
+        out += fmt::format(
+            "Rows \"{}\" are the paper's published means over every class of the dataset, "
+            "whichever classes ran here.\n",
+            paper->label);
+    }
+    for (size_t i = 0; i < tables.size(); ++i) {
+        const ConfigTable& t = tables[i];
         out +=
             fmt::format("\n## {} / {} / {} / {} / k={}{}\n\n", t.dataset, t.backbone, t.prompt_set,
                         t.method, t.k, t.switches.empty() ? "" : " / " + t.switches);
@@ -129,6 +163,7 @@ std::string tables_markdown(const std::vector<CellRecord>& records,
             if (row.seeds_failed > 0) out += fmt::format(" ({} failed)", row.seeds_failed);
             out += " |\n";
         }
+        if (published[i]) out += paper_row(paper->label, *published[i]);
     }
     return out;
 }

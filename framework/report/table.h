@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "report/cells.h"
+#include "report/paper.h"
 
 namespace winclip::report {
 
@@ -39,7 +40,14 @@ std::vector<ConfigTable> build_tables(const std::vector<CellRecord>& records);
 // Markdown for all tables, in percent with one decimal ("91.2 ± 0.3"). When
 // `random_weight_backbones` is not empty, a banner line says the scores are
 // meaningless.
+// Under the mean row of each table that `paper` has an entry for (same dataset
+// id, backbone id, prompt set id, method and k, default switches), a row with
+// the paper's published values; "-" where the paper gives none. The two-argument
+// form uses shipped_paper_numbers(); `paper` may be null (no such rows).
 std::string tables_markdown(const std::vector<CellRecord>& records,
                             const std::set<std::string>& random_weight_backbones);
+std::string tables_markdown(const std::vector<CellRecord>& records,
+                            const std::set<std::string>& random_weight_backbones,
+                            const PaperNumbers* paper);
 
 }  // namespace winclip::report
