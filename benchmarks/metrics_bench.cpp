@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/context.h"
 #include "metrics/metrics.h"
 
 namespace {
@@ -28,16 +29,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Peak and current resident set size of this process, in bytes.
-uint64_t proc_status_kb(const char* field) {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    const size_t n = std::strlen(field);
-    while (std::getline(status, line)) {
-        if (line.compare(0, n, field) == 0) return std::strtoull(line.c_str() + n + 1, nullptr, 10);
-    }
-    return 0;
-}
-
 double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -124,7 +115,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "flags must be positive\n");
         return 2;
     }
-    const uint64_t baseline_kb = proc_status_kb("VmRSS:");
+    const uint64_t baseline_kb = uint64_t(winclip::process_memory_bytes("VmRSS") / 1024);
 
     using winclip::metrics::PixelMetricState;
     std::vector<PixelMetricState> states(parts);
@@ -164,7 +155,7 @@ int main(int argc, char** argv) {
     const double compute_s = seconds_since(t0);
 
     const uint64_t pixels = uint64_t(images) * height * width;
-    const uint64_t peak_kb = proc_status_kb("VmHWM:");
+    const uint64_t peak_kb = uint64_t(winclip::process_memory_bytes("VmHWM") / 1024);
     std::printf("images %d of %d x %d = %.1f M pixels (%llu anomalous, %llu regions), %d part(s)\n",
                 images, height, width, pixels / 1e6, (unsigned long long)m.anomalous_pixels,
                 (unsigned long long)m.regions, parts);

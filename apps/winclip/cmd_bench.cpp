@@ -61,21 +61,6 @@ double median_seconds(int repeat, F&& f) {
     return median(times);
 }
 
-// Peak resident set size of this process (VmHWM), in bytes; 0 if unknown.
-int64_t peak_rss_bytes() {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("VmHWM:", 0) == 0) {
-            std::istringstream fields(line.substr(6));
-            int64_t kib = 0;
-            fields >> kib;
-            return kib * 1024;
-        }
-    }
-    return 0;
-}
-
 std::string load_average() {
     std::ifstream in("/proc/loadavg");
     std::string one, five, fifteen;
@@ -164,7 +149,7 @@ int run_bench(const BenchOptions& opts) {
         const torch::Tensor ab = a.to(dtype), bb = b.to(dtype);
         gemm_bf16_s = median_seconds(opts.repeat, [&] { (void)torch::mm(ab, bb); });
     }
-    const int64_t peak_image = peak_rss_bytes();
+    const int64_t peak_image = process_memory_bytes("VmHWM");
 
     // Text encoder: one class's prompt ensemble, truncated vs full length.
     const method::PromptSet set = method::load_prompt_set(opts.prompt_set);
@@ -184,7 +169,7 @@ int run_bench(const BenchOptions& opts) {
         median_seconds(opts.repeat, [&] { full_out = model.encode_text(ids, /*truncate=*/false); });
     const double text_diff =
         ((truncated_out - full_out).abs().max() / full_out.abs().max()).item<double>();
-    const int64_t peak_end = peak_rss_bytes();
+    const int64_t peak_end = process_memory_bytes("VmHWM");
     const std::string load_after = load_average();
 
     // Report.

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <ctime>
 
 namespace winclip {
@@ -43,6 +45,17 @@ std::string utc_timestamp() {
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return buf;
+}
+
+int64_t process_memory_bytes(const std::string& field) {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    const std::string prefix = field + ":";
+    while (std::getline(status, line)) {
+        if (line.compare(0, prefix.size(), prefix) == 0)
+            return std::strtoll(line.c_str() + prefix.size(), nullptr, 10) * 1024;  // kB
+    }
+    return 0;
 }
 
 int available_cores() {

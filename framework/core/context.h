@@ -2,6 +2,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <cstdint>
 #include <string>
 
 namespace winclip {
@@ -16,6 +17,10 @@ std::string git_commit();
 
 // ISO 8601 UTC time, e.g. "2026-12-04T16:40:01Z".
 std::string utc_timestamp();
+
+// A memory figure of this process from /proc/self/status, in bytes: "VmHWM"
+// (peak resident set) or "VmRSS" (current). 0 where the field is unknown.
+int64_t process_memory_bytes(const std::string& field);
 
 // Number of CPU cores this process may run on (its affinity mask), at least 1.
 int available_cores();

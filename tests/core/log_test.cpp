@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "core/array.h"
 #include "core/context.h"
 #include "core/error.h"
@@ -40,6 +42,22 @@ TEST(Context, RecordsCommitAndCores) {
     EXPECT_TRUE(ctx.contains("git_commit"));
     EXPECT_FALSE(ctx["git_commit"].get<std::string>().empty());
     EXPECT_GE(available_cores(), 1);
+}
+
+// The peak resident set grows by at least what was just written to fresh
+// memory, and is never below the current resident set.
+TEST(Context, ProcessMemoryReflectsTouchedPages) {
+    const int64_t before = process_memory_bytes("VmHWM");
+    ASSERT_GT(before, 0);
+    std::vector<char> block(size_t{64} << 20);
+    for (size_t i = 0; i < block.size(); i += 4096) block[i] = static_cast<char>(i);
+    const int64_t rss = process_memory_bytes("VmRSS");
+    const int64_t peak = process_memory_bytes("VmHWM");
+    EXPECT_GE(rss, int64_t{64} << 20);
+    EXPECT_GE(peak, rss);
+    EXPECT_EQ(process_memory_bytes("NoSuchField"), 0);
+    volatile char sink = block[4096];
+    (void)sink;
 }
 
 }  // namespace
